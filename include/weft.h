@@ -1,0 +1,263 @@
+/*
+ * weft.h - a multithreaded, work-stealing M:N runtime for stackful
+ * coroutines (fibers).
+ *
+ * M fibers run on N worker threads. Each worker owns a deque of runnable
+ * fibers and steals from the others when idle; one timer thread owns every
+ * deadline. The model is Python asyncio's (create_task, await, gather,
+ * sleep), but parallel: fibers run on every core at once.
+ *
+ * Conventions
+ *   - Every call returns 0 or a negative errno value (-EINVAL, -ENOMEM,
+ *     -ETIMEDOUT, -ECANCELED, -EDEADLK, ...); weft_strerror() names them.
+ *     On error a call has no side effects and out-parameters are NULL/0.
+ *   - Time is uint64_t nanoseconds on CLOCK_MONOTONIC.
+ *   - weft's own calls leave errno unchanged; each fiber keeps its own
+ *     errno across switches and migrations between worker threads.
+ *   - "Fiber context" means code running inside a fiber spawned by weft;
+ *     "plain thread" means any other thread.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+
+#if defined(__GNUC__)
+#define WEFT_EXPORT __attribute__((visibility("default")))
+#else
+#define WEFT_EXPORT
+#endif
+
+/* ---- Time ---------------------------------------------------------------- */
+
+#define WEFT_USEC ((uint64_t)1000)
+#define WEFT_MSEC ((uint64_t)1000000)
+#define WEFT_SEC ((uint64_t)1000000000)
+#define WEFT_FOREVER UINT64_MAX
+
+/* CLOCK_MONOTONIC in nanoseconds. Context: any thread. */
+WEFT_EXPORT uint64_t weft_now(void);
+
+/* ---- Handles ------------------------------------------------------------- */
+
+/* Opaque; created and freed by the library. */
+typedef struct weft_runtime weft_runtime;
+typedef struct weft_task weft_task;
+
+/* A fiber body. Its return value becomes the task's result. */
+typedef void *(*weft_fn)(void *arg);
+
+/* ---- Runtime ------------------------------------------------------------- */
+
+/* Upper bound on weft_config.workers. */
+#define WEFT_MAX_WORKERS 1024
+
+/*
+ * Runtime configuration. Zero in any field means "the default"; a NULL
+ * config means all defaults. Unknown trailing fields must be zero.
+ */
+typedef struct weft_config {
+    /* Worker threads. Default: the number of online CPUs. */
+    unsigned workers;
+    /* Stack reservation per fiber in bytes (virtual; pages are committed
+     * when touched). Rounded up to whole pages. Default 256 KiB; minimum
+     * 16 KiB, maximum 1 GiB. */
+    size_t stack_size;
+    /* Stacks each worker keeps warm for reuse before returning pages to
+     * the OS. Default 64. */
+    unsigned stack_cache;
+    uint32_t _reserved[7];
+} weft_config;
+
+/*
+ * weft_runtime_create - start a runtime: its worker threads and its timer.
+ *
+ * Context:   any thread, including a fiber of another runtime.
+ * Ownership: *rt must be freed with weft_runtime_destroy().
+ * Returns:   0, or
+ *            -EINVAL  rt is NULL, or a config field is out of range;
+ *            -ENOMEM  out of memory;
+ *            -EAGAIN  a thread could not be created.
+ *            On error nothing is left running and *rt is NULL.
+ */
+WEFT_EXPORT int weft_runtime_create(weft_runtime **rt, const weft_config *cfg);
+
+/*
+ * weft_runtime_destroy - wait until every task (joined or detached) has
+ * finished, then stop all threads and free everything.
+ *
+ * Context:   a plain thread (blocks), or a fiber of another runtime (the
+ *            fiber suspends, as in a join).
+ * Returns:   0, or
+ *            -EINVAL   rt is NULL or not a live runtime;
+ *            -EDEADLK  called from one of rt's own fibers.
+ * Handles of finished tasks that were never consumed are freed too.
+ */
+WEFT_EXPORT int weft_runtime_destroy(weft_runtime *rt);
+
+/* Number of worker threads of rt, or -EINVAL. Context: any thread. */
+WEFT_EXPORT int weft_runtime_workers(const weft_runtime *rt);
+
+/* The runtime of the calling fiber; NULL outside a fiber. */
+WEFT_EXPORT weft_runtime *weft_runtime_current(void);
+
+/*
+ * weft_run - spawn fn(arg) in rt and wait for it from a plain thread, as
+ * asyncio.run does.
+ *
+ * Context:   a plain thread, or a fiber of another runtime.
+ * Returns:   0 (with *result set when result is not NULL), or
+ *            -EINVAL   rt or fn is NULL;
+ *            -EDEADLK  called from one of rt's own fibers;
+ *            -ENOMEM   out of memory.
+ */
+WEFT_EXPORT int weft_run(weft_runtime *rt, weft_fn fn, void *arg, void **result);
+
+/* ---- Tasks --------------------------------------------------------------- */
+
+/*
+ * weft_spawn - run fn(arg) on a new fiber.
+ *
+ * Context:   any thread. Inside a fiber, rt may be NULL (the current
+ *            runtime).
+ * Ownership: with task != NULL, *task is a handle that must be consumed
+ *            exactly once: weft_join(), weft_gather() or weft_detach().
+ *            With task == NULL the fiber is detached.
+ * Returns:   0, or
+ *            -EINVAL  fn is NULL, or rt is NULL outside a fiber, or rt is
+ *                     being destroyed;
+ *            -ENOMEM  out of memory.
+ *            On error nothing was spawned and *task is NULL.
+ * The fiber gets its stack when it first runs, so a queued task costs only
+ * its small control block. No start order is promised.
+ */
+WEFT_EXPORT int weft_spawn(weft_runtime *rt, weft_fn fn, void *arg,
+                           weft_task **task);
+
+/* Per-spawn options for weft_spawn_ex(). Zeroed fields: runtime defaults. */
+typedef struct weft_spawn_opts {
+    /* Stack reservation for this fiber in bytes; 0: the runtime's. Same
+     * range as weft_config.stack_size. */
+    size_t stack_size;
+    uint32_t _reserved[6];
+} weft_spawn_opts;
+
+/* weft_spawn with options (opts may be NULL). Same contract. */
+WEFT_EXPORT int weft_spawn_ex(weft_runtime *rt, weft_fn fn, void *arg,
+                              const weft_spawn_opts *opts, weft_task **task);
+
+/*
+ * weft_join - wait for a task to finish and take its result.
+ *
+ * Context:   any thread. A fiber suspends and frees its worker; a plain
+ *            thread blocks.
+ * Ownership: consumes the handle when it returns 0 or -ECANCELED.
+ * Returns:   0, with *result = the fiber's return value (result may be
+ *            NULL), or
+ *            -EINVAL     t is NULL or not a live handle (nothing consumed);
+ *            -EDEADLK    t is the calling fiber (nothing consumed);
+ *            -ECANCELED  t was cancelled before it ran (consumed).
+ * The result write happens-before weft_join's return.
+ * A cancelled fiber that waits in weft_join forwards the cancellation to t
+ * and goes on waiting, so the handle is always consumed.
+ */
+WEFT_EXPORT int weft_join(weft_task *t, void **result);
+
+/*
+ * weft_join_for - weft_join with a relative timeout.
+ * Returns: as weft_join, or -ETIMEDOUT, which leaves the handle valid.
+ */
+WEFT_EXPORT int weft_join_for(weft_task *t, uint64_t timeout_ns, void **result);
+
+/*
+ * weft_detach - give up the handle; the task runs on and frees itself when
+ * it finishes. Returns 0 or -EINVAL. Context: any thread.
+ */
+WEFT_EXPORT int weft_detach(weft_task *t);
+
+/*
+ * weft_gather - wait for all of ts[0..n) and consume every handle.
+ *
+ * Context:   any thread.
+ * Returns:   0, with results[i] = ts[i]'s result (results may be NULL), or
+ *            the lowest index's error (-ECANCELED). Before waiting every
+ *            entry is checked: a NULL or dead entry (-EINVAL), the caller
+ *            itself (-EDEADLK), or n == 0 with ts NULL (-EINVAL) consume
+ *            nothing. Once it waits, it consumes all. The gatherer is woken
+ *            once, not once per task.
+ */
+WEFT_EXPORT int weft_gather(weft_task *const *ts, size_t n, void **results);
+
+/*
+ * weft_wait_any - wait until one of ts[0..n) has finished (asyncio's
+ * FIRST_COMPLETED). Consumes none.
+ *
+ * Returns:   0 with *index = the lowest index among the finished tasks, or
+ *            -EINVAL     ts or index NULL, n == 0, an entry NULL or dead;
+ *            -EDEADLK    an entry is the caller;
+ *            -ETIMEDOUT  none finished within timeout_ns (WEFT_FOREVER:
+ *                        no timeout);
+ *            -ECANCELED  the calling fiber was cancelled.
+ */
+WEFT_EXPORT int weft_wait_any(weft_task *const *ts, size_t n,
+                              uint64_t timeout_ns, size_t *index);
+
+/*
+ * weft_cancel - ask a task to stop (cooperative, as asyncio's cancel()).
+ *
+ * A task that never started never runs: it finishes at once and its join
+ * returns -ECANCELED. A running fiber's current or next cancellable wait
+ * (sleep, wait_any, condition, semaphore, wait group, channel) returns
+ * -ECANCELED; a fiber waiting in join or gather forwards the cancel.
+ * Returns: 0, or -EINVAL (t NULL or dead), -ESRCH (t already finished).
+ * Context: any thread.
+ */
+WEFT_EXPORT int weft_cancel(weft_task *t);
+
+/* Whether the calling fiber was asked to cancel; false outside a fiber. */
+WEFT_EXPORT bool weft_cancelled(void);
+
+/*
+ * weft_yield - let other ready fibers run; the caller is runnable again at
+ * once. Every ready fiber runs within a bounded number of scheduling
+ * rounds, so a yielding loop cannot starve others. Outside a fiber: a
+ * sched_yield().
+ */
+WEFT_EXPORT void weft_yield(void);
+
+/*
+ * weft_sleep / weft_sleep_until - suspend the calling fiber for ns, or
+ * until the CLOCK_MONOTONIC deadline; a plain thread just sleeps. Never
+ * returns early.
+ * Returns: 0, or -ECANCELED (the fiber was cancelled; at once if the
+ * cancel came before the call).
+ */
+WEFT_EXPORT int weft_sleep(uint64_t ns);
+WEFT_EXPORT int weft_sleep_until(uint64_t deadline);
+
+/* The calling fiber's task, or NULL outside a fiber. The pointer is for
+ * identity only: it is not a handle the caller owns. */
+WEFT_EXPORT weft_task *weft_self(void);
+
+/* Index of the worker running the calling fiber, in [0, workers); -1
+ * outside a fiber. A fiber may migrate between workers at any wait. */
+WEFT_EXPORT int weft_worker_index(void);
+
+/* A static description of err (negative errno or 0); never NULL. */
+WEFT_EXPORT const char *weft_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_H */

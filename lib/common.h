@@ -1,0 +1,54 @@
+/*
+ * lib/common.h - macros and helpers every module uses: assertions, branch
+ * hints, cache-line size, container_of, the panic path.
+ */
+#ifndef WEFT_COMMON_H
+#define WEFT_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft.h"
+
+#define WEFT_CACHELINE 64
+
+#define WEFT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define WEFT_NOINLINE __attribute__((noinline))
+#define WEFT_UNUSED __attribute__((unused))
+
+#define weft_container_of(ptr, type, member) \
+    ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Print "weft: ..." to stderr and abort(). For broken invariants only:
+ * user misuse returns an error code instead. Async-signal-safe enough for
+ * the overflow handler (formats into a stack buffer, one write()). */
+_Noreturn void weft__panic(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* Stays on in release builds: guards memory safety, costs a branch. */
+#define WEFT_ASSERT(cond)                                                    \
+    do {                                                                     \
+        if (WEFT_UNLIKELY(!(cond)))                                          \
+            weft__panic("weft: assertion failed: %s (%s:%d)", #cond,         \
+                        __FILE__, __LINE__);                                 \
+    } while (0)
+
+/* Expensive checks (walking a queue, re-checking invariants): debug only. */
+#ifdef NDEBUG
+#define WEFT_DEBUG_ASSERT(cond) ((void)0)
+#else
+#define WEFT_DEBUG_ASSERT(cond) WEFT_ASSERT(cond)
+#endif
+
+static inline void weft__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static inline size_t weft__page_size(void) { return 4096; }
+
+#endif /* WEFT_COMMON_H */

@@ -1,0 +1,78 @@
+/*
+ * lib/deque.c - Chase-Lev deque, after Lê et al. 2013, fig. 1 (the C11
+ * version). Each ordering names the access it pairs with.
+ */
+#include <errno.h>
+
+#include "deque.h"
+
+void weft__deque_init(struct weft_deque *dq) {
+    atomic_init(&dq->top, 0);
+    atomic_init(&dq->bottom, 0);
+    for (int i = 0; i < WEFT_DEQUE_CAP; i++)
+        atomic_init(&dq->slots[i], NULL);
+}
+
+int weft__deque_push(struct weft_deque *dq, struct weft_fiber *f) {
+    /* relaxed: bottom is ours (I4). */
+    int64_t b = atomic_load_explicit(&dq->bottom, memory_order_relaxed);
+    /* acquire: pairs with the thieves' CAS on top, so a slot a thief has
+     * just vacated is not overwritten before its read of the slot. */
+    int64_t t = atomic_load_explicit(&dq->top, memory_order_acquire);
+    if (WEFT_UNLIKELY(b - t >= WEFT_DEQUE_CAP))
+        return -EAGAIN;
+    /* relaxed: published by the release store of bottom below. */
+    atomic_store_explicit(&dq->slots[b & WEFT_DEQUE_MASK], f, memory_order_relaxed);
+    /* release: pairs with the acquire load of bottom in steal(), making
+     * the slot and the fiber it points to visible to the thief. */
+    atomic_store_explicit(&dq->bottom, b + 1, memory_order_release);
+    return 0;
+}
+
+struct weft_fiber *weft__deque_pop(struct weft_deque *dq) {
+    int64_t b = atomic_load_explicit(&dq->bottom, memory_order_relaxed) - 1;
+    atomic_store_explicit(&dq->bottom, b, memory_order_relaxed);
+    /* Order the bottom store before the top load; pairs with the fence in
+     * steal() (store-buffering: one of the two sides sees the other). */
+    atomic_thread_fence(memory_order_seq_cst);
+    int64_t t = atomic_load_explicit(&dq->top, memory_order_relaxed);
+    if (t > b) {
+        /* Empty: restore bottom (I1). */
+        atomic_store_explicit(&dq->bottom, b + 1, memory_order_relaxed);
+        return NULL;
+    }
+    struct weft_fiber *f =
+        atomic_load_explicit(&dq->slots[b & WEFT_DEQUE_MASK], memory_order_relaxed);
+    if (t == b) {
+        /* The last element: race the thieves for it with a CAS on top. */
+        if (!atomic_compare_exchange_strong_explicit(&dq->top, &t, t + 1,
+                                                     memory_order_seq_cst,
+                                                     memory_order_relaxed))
+            f = NULL;
+        atomic_store_explicit(&dq->bottom, b + 1, memory_order_relaxed);
+    }
+    return f;
+}
+
+struct weft_fiber *weft__deque_steal(struct weft_deque *dq) {
+    /* acquire: pairs with the CAS of other thieves, so the slots they
+     * vacated are not read as ours. */
+    int64_t t = atomic_load_explicit(&dq->top, memory_order_acquire);
+    /* Order the top load before the bottom load; pairs with the fence in
+     * pop(). */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* acquire: pairs with the release store of bottom in push(). */
+    int64_t b = atomic_load_explicit(&dq->bottom, memory_order_acquire);
+    if (t >= b)
+        return NULL;
+    /* relaxed: published by the acquire above; used only if the CAS wins. */
+    struct weft_fiber *f =
+        atomic_load_explicit(&dq->slots[t & WEFT_DEQUE_MASK], memory_order_relaxed);
+    /* Claim slot t (I3). On failure the owner's pop() or another thief
+     * took it first, and f must not be used. */
+    if (!atomic_compare_exchange_strong_explicit(&dq->top, &t, t + 1,
+                                                 memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return WEFT_DEQUE_ABORT;
+    return f;
+}

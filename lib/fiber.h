@@ -1,0 +1,129 @@
+/*
+ * lib/fiber.h - the fiber control block (what a weft_task handle points
+ * to): its lifecycle, its result, its joiner, its references.
+ *
+ * Two state words, because they answer different questions:
+ *
+ *   status (lifecycle; who may run the body):
+ *     NEW        spawned, never run, no stack. Owned by the run queue that
+ *                holds it. NEW -> STARTED by the worker that dequeues it
+ *                (CAS, racing weft_cancel), NEW -> CANCELLED by weft_cancel.
+ *     STARTED    the body has begun; the stack belongs to the fiber.
+ *     DONE       the body returned; result published (release).
+ *     CANCELLED  cancelled before it ran: finished at once, never runs.
+ *                The run queue still holds it until a worker drops it.
+ *
+ *   wait word (scheduling; who may resume the stack): see "Wait protocol"
+ *   in wait.c. RUNNING -> WAITING (registered as a waiter, still on its
+ *   stack) -> PARKED (switched out: published after the switch) ->
+ *   RUNNABLE (a waker won the CAS and queued it). A wake that comes while
+ *   WAITING turns it NOTIFIED, and the switch-out path queues it instead.
+ *
+ * References: one for the run (dropped when the fiber has switched out
+ * for the last time, or when a worker drops a CANCELLED one) and one for
+ * the handle (dropped when joined or detached). The last one frees.
+ *
+ * Invariants:
+ *   F1  result and exit_err are written once, before joiner is set to
+ *       WEFT_JOINER_DONE with release; read only after an acquire of it.
+ *   F2  a fiber is in at most one run queue (I5 in deque.h), and only
+ *       while its wait state is RUNNABLE or its status NEW/CANCELLED.
+ *   F3  stack is NULL until the first run; a fiber run inline on its
+ *       joiner's stack (see "Inline join" in join.c) never owns one.
+ */
+#ifndef WEFT_FIBER_H
+#define WEFT_FIBER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "context.h"
+#include "stack.h"
+
+enum weft_fiber_status {
+    WEFT_FIBER_NEW,
+    WEFT_FIBER_STARTED,
+    WEFT_FIBER_DONE,
+    WEFT_FIBER_CANCELLED,
+};
+
+#define WEFT_FIBER_MAGIC 0x77656674u /* "weft" */
+#define WEFT_FIBER_DEAD 0x64656164u  /* "dead" */
+
+/* joiner values besides a struct weft_waiter pointer. */
+#define WEFT_JOINER_NONE ((uintptr_t)0)
+#define WEFT_JOINER_DONE ((uintptr_t)1)
+
+struct weft_sched;
+struct weft_fiber;
+
+/* The tasks a fiber waits for in join or gather, so that cancelling it
+ * forwards the cancel to them (join.c). Lives in the joiner's frame. */
+struct weft_forward {
+    struct weft_fiber *const *tasks;
+    size_t n;
+};
+
+struct weft_fiber {
+    /* -- Owned by whoever runs the fiber or holds it in a queue. -- */
+    struct weft_context ctx;
+    struct weft_stack *stack;      /* F3 */
+    struct weft_fiber *qnext;      /* inject queue, yield list, free list */
+    int saved_errno;               /* the fiber's errno while switched out */
+    uint32_t wait_gen;             /* generation of its latest wait */
+
+    /* -- Immutable after spawn. -- */
+    uint32_t magic;
+    weft_fn fn;
+    void *arg;
+    struct weft_sched *sched;
+    uint8_t stack_class;
+    bool inlined;                  /* ran on its joiner's stack (F3) */
+
+    /* -- Shared; each says who writes it. -- */
+    _Atomic uint32_t status;       /* see above; CAS */
+    _Atomic uint64_t wait;         /* wait.c "Wait protocol"; CAS */
+    _Atomic uint32_t refs;         /* fetch_sub by the two owners */
+    _Atomic uint32_t handle_live;  /* 1 until consumed (CAS 1 -> 0) */
+    _Atomic uint32_t cancel;       /* sticky; set by weft_cancel */
+    _Atomic uintptr_t joiner;      /* NONE, a waiter, or DONE (F1) */
+    _Atomic uint32_t fwd_lock;     /* spinlock for forward_to */
+    const struct weft_forward *forward_to; /* fwd_lock (join.c) */
+    void *result;                  /* F1 */
+    int exit_err;                  /* F1: 0, or -ECANCELED */
+};
+
+/* Per-worker cache of free control blocks. Owner worker only. */
+struct weft_fiber_cache {
+    struct weft_fiber *head;
+    unsigned count;
+};
+
+#define WEFT_FIBER_CACHE_MAX 4096u
+
+/* A zeroed, initialised control block with refs = 1 + has_handle.
+ * cache may be NULL (plain threads). NULL when out of memory. */
+struct weft_fiber *weft__fiber_new(struct weft_fiber_cache *cache,
+                                   struct weft_sched *s, weft_fn fn, void *arg,
+                                   int stack_class, bool has_handle);
+
+/* Drop one reference; the last frees into cache (or to the allocator). */
+void weft__fiber_unref(struct weft_fiber *f, struct weft_fiber_cache *cache);
+
+/* Free every block of a cache (worker exit). */
+void weft__fiber_cache_drain(struct weft_fiber_cache *cache);
+
+/* Whether p looks like a control block weft handed out and not freed. */
+static inline bool weft__fiber_valid(const struct weft_fiber *f) {
+    return f && f->magic == WEFT_FIBER_MAGIC;
+}
+
+static inline uint32_t weft__fiber_status(struct weft_fiber *f) {
+    /* acquire: pairs with the release that set DONE/CANCELLED, so result
+     * and exit_err are visible (F1). */
+    return atomic_load_explicit(&f->status, memory_order_acquire);
+}
+
+#endif /* WEFT_FIBER_H */

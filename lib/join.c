@@ -1,0 +1,503 @@
+/*
+ * lib/join.c - the task API: spawn, join, gather, wait_any, cancel,
+ * detach, and the calls that ask about the current fiber.
+ *
+ * Joining
+ *   A task's joiner word is NONE, a waiter, or DONE. The joiner CASes its
+ *   waiter in (NONE -> waiter); the finishing task exchanges DONE in and
+ *   signals whatever waiter it found (weft__task_publish, wait.c). A
+ *   joiner that gives up (timeout, wait_any) CASes its waiter back out;
+ *   if that fails, the finisher already holds it, and the joiner waits
+ *   for its signal before its waiter may go (W1 in wait.h).
+ *
+ *   gather registers one waiter on every task with pending = n + 1; the
+ *   extra count is the gatherer's own, dropped after registration, so the
+ *   waiter cannot fire while it is still being registered, and the last
+ *   finisher alone wakes the gatherer: one wake-up per gather.
+ *
+ * Inline join
+ *   A fiber that joins a task it spawned itself, which no worker has
+ *   taken yet (it is still in this worker's `next` slot or at the bottom
+ *   of its deque), runs the task's body right there, on its own stack, as
+ *   a plain call: no stack to find, no switch, no wake-up. While it runs,
+ *   the task is the current fiber (weft_self, cancellation and waits are
+ *   the task's), and it may block and migrate like any fiber, its context
+ *   borrowing the joiner's stack (fiber.h F3). Only done when the joiner
+ *   has used at most an eighth of the stack the task would have had, so
+ *   the task keeps at least 7/8 of its stack. This is the work-first
+ *   order of Cilk and of oneTBB's task_group::wait.
+ *
+ * Cancellation (DESIGN 2.5)
+ *   weft_cancel on a NEW task finishes it at once (status CAS NEW ->
+ *   CANCELLED, racing the worker that would start it). On a started task
+ *   it sets the sticky flag, forwards to the tasks the fiber joins (under
+ *   its fwd_lock, so they are alive: the joiner consumes them only after
+ *   clearing forward_to), and ends its current wait if that is
+ *   cancellable (wait.c). The sticky flag also stops forwarding cycles.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+
+#include "runtime.h"
+#include "wait.h"
+
+static inline struct weft_fiber *fiber_of(weft_task *t) { return (struct weft_fiber *)t; }
+
+/* A handle the caller may still use: allocated, not yet consumed. */
+static bool handle_ok(struct weft_fiber *f) {
+    return weft__fiber_valid(f) &&
+           atomic_load_explicit(&f->handle_live, memory_order_relaxed) == 1;
+}
+
+static struct weft_fiber_cache *local_cache(struct weft_sched *s) {
+    struct weft_worker *w = weft__sched_worker();
+    return w && w->sched == s ? &w->fibers : NULL;
+}
+
+/* ---- Spawn -------------------------------------------------------------- */
+
+int weft_spawn_ex(weft_runtime *rt, weft_fn fn, void *arg, const weft_spawn_opts *opts,
+                  weft_task **task) {
+    if (task)
+        *task = NULL;
+    if (!fn)
+        return -EINVAL;
+    struct weft_sched *s;
+    if (rt) {
+        s = weft__runtime_sched(rt);
+    } else {
+        struct weft_worker *w = weft__sched_worker();
+        s = w && w->current ? w->sched : NULL;
+    }
+    if (!s)
+        return -EINVAL;
+    int klass = s->default_class;
+    if (opts) {
+        for (size_t i = 0; i < sizeof opts->_reserved / sizeof opts->_reserved[0]; i++)
+            if (opts->_reserved[i])
+                return -EINVAL;
+        if (opts->stack_size) {
+            size_t size = opts->stack_size < WEFT_STACK_MIN ? WEFT_STACK_MIN : opts->stack_size;
+            klass = weft__stack_class(size);
+            if (klass < 0)
+                return -EINVAL;
+        }
+    }
+    struct weft_fiber *f = weft__fiber_new(local_cache(s), s, fn, arg, klass, task != NULL);
+    if (!f)
+        return -ENOMEM;
+    if (task)
+        *task = (weft_task *)f;
+    weft__sched_submit(s, f);
+    return 0;
+}
+
+int weft_spawn(weft_runtime *rt, weft_fn fn, void *arg, weft_task **task) {
+    return weft_spawn_ex(rt, fn, arg, NULL, task);
+}
+
+/* ---- Consuming handles -------------------------------------------------- */
+
+/* Take the result of a finished task and drop the handle's reference. */
+static int consume(struct weft_fiber *f, void **result) {
+    /* acquire: F1, pairs with the release in weft__task_publish. */
+    (void)weft__fiber_status(f);
+    int err = f->exit_err;
+    if (result)
+        *result = err ? NULL : f->result;
+    atomic_store_explicit(&f->handle_live, 0, memory_order_relaxed);
+    weft__fiber_unref(f, local_cache(f->sched));
+    return err;
+}
+
+int weft_detach(weft_task *t) {
+    struct weft_fiber *f = fiber_of(t);
+    if (!weft__fiber_valid(f))
+        return -EINVAL;
+    uint32_t live = 1;
+    if (!atomic_compare_exchange_strong_explicit(&f->handle_live, &live, 0,
+                                                 memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return -EINVAL;
+    weft__fiber_unref(f, local_cache(f->sched));
+    return 0;
+}
+
+static bool finished(struct weft_fiber *f) {
+    /* acquire: pairs with the exchange in weft__task_publish (F1). */
+    return atomic_load_explicit(&f->joiner, memory_order_acquire) == WEFT_JOINER_DONE;
+}
+
+/* ---- Forwarding cancellation -------------------------------------------- */
+
+static int cancel_fiber(struct weft_fiber *f);
+
+static void fwd_lock(struct weft_fiber *f) {
+    uint32_t unlocked = 0;
+    /* acquire: pairs with the release in fwd_unlock. */
+    while (!atomic_compare_exchange_weak_explicit(&f->fwd_lock, &unlocked, 1,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed)) {
+        unlocked = 0;
+        weft__cpu_relax();
+    }
+}
+
+static void fwd_unlock(struct weft_fiber *f) {
+    atomic_store_explicit(&f->fwd_lock, 0, memory_order_release);
+}
+
+static bool cancel_requested(struct weft_fiber *f) {
+    return f && atomic_load_explicit(&f->cancel, memory_order_seq_cst);
+}
+
+/* While self waits for fw's tasks, a cancel of self reaches them. */
+static void forward_begin(struct weft_fiber *self, const struct weft_forward *fw) {
+    if (!self)
+        return;
+    fwd_lock(self);
+    self->forward_to = fw;
+    fwd_unlock(self);
+    /* A cancel that came before forward_to was set did not forward. */
+    if (cancel_requested(self))
+        for (size_t i = 0; i < fw->n; i++)
+            if (fw->tasks[i])
+                cancel_fiber(fw->tasks[i]);
+}
+
+static void forward_end(struct weft_fiber *self) {
+    if (!self)
+        return;
+    fwd_lock(self);
+    self->forward_to = NULL;
+    fwd_unlock(self);
+}
+
+static int cancel_fiber(struct weft_fiber *f) {
+    uint32_t status = WEFT_FIBER_NEW;
+    if (atomic_compare_exchange_strong_explicit(&f->status, &status, WEFT_FIBER_CANCELLED,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        atomic_store_explicit(&f->cancel, 1, memory_order_seq_cst);
+        weft__task_publish(f, NULL, -ECANCELED, WEFT_FIBER_CANCELLED);
+        return 0;
+    }
+    if (status != WEFT_FIBER_STARTED)
+        return -ESRCH;
+    /* seq_cst: see weft__wait_prepare (store-buffering with the waiter's
+     * own check of the flag). */
+    if (atomic_exchange_explicit(&f->cancel, 1, memory_order_seq_cst))
+        return 0; /* sticky: already requested and forwarded */
+    fwd_lock(f);
+    const struct weft_forward *fw = f->forward_to;
+    if (fw)
+        for (size_t i = 0; i < fw->n; i++)
+            if (fw->tasks[i])
+                cancel_fiber(fw->tasks[i]);
+    fwd_unlock(f);
+    weft__wait_cancel(f);
+    return 0;
+}
+
+int weft_cancel(weft_task *t) {
+    struct weft_fiber *f = fiber_of(t);
+    if (!handle_ok(f))
+        return -EINVAL;
+    return cancel_fiber(f);
+}
+
+bool weft_cancelled(void) {
+    return cancel_requested(weft__sched_current());
+}
+
+/* ---- Join --------------------------------------------------------------- */
+
+/* "Inline join": run f's body here if it is ours and untouched. */
+static bool try_inline(struct weft_fiber *self, struct weft_fiber *f) {
+    struct weft_worker *w = weft__sched_worker();
+    if (f->sched != w->sched ||
+        atomic_load_explicit(&f->status, memory_order_relaxed) != WEFT_FIBER_NEW)
+        return false;
+    size_t want = weft__stack_class_size(f->stack_class);
+    if (weft__sched_stack_left(w) < want - want / 8)
+        return false;
+    if (!weft__sched_take_back(w, f))
+        return false;
+    uint32_t status = WEFT_FIBER_NEW;
+    /* acquire: pairs with weft_cancel's CAS (it may have won). */
+    if (!atomic_compare_exchange_strong_explicit(&f->status, &status, WEFT_FIBER_STARTED,
+                                                 memory_order_acquire,
+                                                 memory_order_acquire)) {
+        weft__sched_drop(w, f); /* cancelled first: already finished */
+        return true;
+    }
+    f->stack = self->stack;
+    f->inlined = true;
+    weft__context_borrow(&f->ctx, &self->ctx);
+    struct weft_fiber *const tasks[1] = {f};
+    const struct weft_forward fw = {tasks, 1};
+    forward_begin(self, &fw);
+    w->current = f;
+    void *result = f->fn(f->arg);
+    w = weft__sched_worker(); /* the body may have migrated us */
+    weft__task_publish(f, result, 0, WEFT_FIBER_DONE);
+    f->stack = NULL;
+    /* The handle's reference keeps f alive for consume(). */
+    weft__sched_inline_done(w, f, self);
+    forward_end(self);
+    return true;
+}
+
+/* Withdraw wt from f's joiner word; false if the finisher already has it
+ * (it will signal wt, or has). */
+static bool withdraw(struct weft_fiber *f, struct weft_waiter *wt) {
+    uintptr_t expect = (uintptr_t)wt;
+    return atomic_compare_exchange_strong_explicit(&f->joiner, &expect, WEFT_JOINER_NONE,
+                                                   memory_order_acq_rel,
+                                                   memory_order_acquire);
+}
+
+/* Wait until wt's pending count reaches `target`: the finishers that took
+ * wt have all signalled it (W1), so it may go out of scope. */
+static void drain_signals(struct weft_waiter *wt, int64_t target) {
+    while (atomic_load_explicit(&wt->pending, memory_order_acquire) > target) {
+        if (wt->fiber)
+            weft__sched_yield();
+        else
+            sched_yield();
+    }
+}
+
+static int join_until(weft_task *t, uint64_t deadline, void **result) {
+    struct weft_fiber *f = fiber_of(t);
+    if (result)
+        *result = NULL;
+    if (!handle_ok(f))
+        return -EINVAL;
+    struct weft_fiber *self = weft__sched_current();
+    if (self == f)
+        return -EDEADLK;
+    if (self && try_inline(self, f))
+        return consume(f, result);
+    if (finished(f))
+        return consume(f, result);
+
+    struct weft_waiter wt;
+    weft__waiter_init(&wt, self, 1, false);
+    uintptr_t expect = WEFT_JOINER_NONE;
+    /* release: publishes wt (and the wait word prepared above) to the
+     * finisher; acquire on failure: sees DONE's result (F1). */
+    if (!atomic_compare_exchange_strong_explicit(&f->joiner, &expect, (uintptr_t)&wt,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        if (self)
+            weft__wait_abort(self);
+        if (expect == WEFT_JOINER_DONE)
+            return consume(f, result);
+        return -EINVAL; /* someone else is joining this handle */
+    }
+    struct weft_fiber *const tasks[1] = {f};
+    const struct weft_forward fw = {tasks, 1};
+    forward_begin(self, &fw);
+    int rc = weft__waiter_block(&wt, deadline);
+    if (rc == -ETIMEDOUT && withdraw(f, &wt)) {
+        forward_end(self);
+        return -ETIMEDOUT;
+    }
+    drain_signals(&wt, 0);
+    forward_end(self);
+    return consume(f, result);
+}
+
+static uint64_t deadline_after(uint64_t timeout_ns) {
+    if (timeout_ns == WEFT_FOREVER)
+        return WEFT_FOREVER;
+    uint64_t now = weft_now();
+    return timeout_ns > WEFT_FOREVER - 1 - now ? WEFT_FOREVER - 1 : now + timeout_ns;
+}
+
+int weft_join(weft_task *t, void **result) {
+    return join_until(t, WEFT_FOREVER, result);
+}
+
+int weft_join_for(weft_task *t, uint64_t timeout_ns, void **result) {
+    return join_until(t, deadline_after(timeout_ns), result);
+}
+
+/* ---- Gather and wait_any ------------------------------------------------ */
+
+/* Every entry a live handle that is not the caller. */
+static int check_tasks(weft_task *const *ts, size_t n, struct weft_fiber *self) {
+    if (!ts || n == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        struct weft_fiber *f = fiber_of(ts[i]);
+        if (!handle_ok(f))
+            return -EINVAL;
+        if (f == self)
+            return -EDEADLK;
+    }
+    return 0;
+}
+
+/* Register wt on every unfinished task; returns how many registrations
+ * it made. A task listed twice is registered once (dup is set). With
+ * `mine`, bit i says whether entry i was registered. */
+static int64_t register_all(weft_task *const *ts, size_t n, struct weft_waiter *wt,
+                            bool *dup, bool *saw_done, uint64_t *mine) {
+    int64_t registered = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct weft_fiber *f = fiber_of(ts[i]);
+        uintptr_t expect = WEFT_JOINER_NONE;
+        /* release: publishes wt; acquire on failure: F1. */
+        if (atomic_compare_exchange_strong_explicit(&f->joiner, &expect, (uintptr_t)wt,
+                                                    memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            registered++;
+            if (mine)
+                mine[i / 64] |= (uint64_t)1 << (i % 64);
+        } else if (expect == (uintptr_t)wt) {
+            *dup = true;
+        } else if (expect == WEFT_JOINER_DONE) {
+            *saw_done = true;
+        }
+    }
+    return registered;
+}
+
+static bool seen_before(weft_task *const *ts, size_t i) {
+    for (size_t j = 0; j < i; j++)
+        if (ts[j] == ts[i])
+            return true;
+    return false;
+}
+
+int weft_gather(weft_task *const *ts, size_t n, void **results) {
+    struct weft_fiber *self = weft__sched_current();
+    int rc = check_tasks(ts, n, self);
+    if (rc)
+        return rc;
+    /* Run inline what we spawned last and nobody took, newest first. */
+    if (self)
+        for (size_t i = n; i-- > 0 && try_inline(self, fiber_of(ts[i]));)
+            ;
+    struct weft_waiter wt;
+    weft__waiter_init(&wt, self, 1, false);
+    bool dup = false, saw_done = false;
+    /* The extra 1 is ours: nobody can end the wait while we register. */
+    atomic_store_explicit(&wt.pending, (int64_t)n + 1, memory_order_relaxed);
+    int64_t unregistered = (int64_t)n - register_all(ts, n, &wt, &dup, &saw_done, NULL);
+    const struct weft_forward fw = {(struct weft_fiber *const *)ts, n};
+    forward_begin(self, &fw);
+    /* acq_rel: drop our count and the registrations that did not happen;
+     * the finishers' decrements are the rest. */
+    if (atomic_fetch_sub_explicit(&wt.pending, unregistered + 1, memory_order_acq_rel) ==
+        unregistered + 1) {
+        if (self)
+            weft__wait_abort(self);
+    } else {
+        weft__waiter_block(&wt, WEFT_FOREVER);
+    }
+    forward_end(self);
+    int first_err = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (dup && seen_before(ts, i)) {
+            for (size_t j = 0; results && j < i; j++)
+                if (ts[j] == ts[i])
+                    results[i] = results[j];
+            continue;
+        }
+        int err = consume(fiber_of(ts[i]), results ? &results[i] : NULL);
+        if (err && !first_err)
+            first_err = err;
+    }
+    return first_err;
+}
+
+static bool first_finished(weft_task *const *ts, size_t n, size_t *index) {
+    for (size_t i = 0; i < n; i++) {
+        if (finished(fiber_of(ts[i]))) {
+            *index = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+int weft_wait_any(weft_task *const *ts, size_t n, uint64_t timeout_ns, size_t *index) {
+    if (index)
+        *index = 0;
+    if (!index)
+        return -EINVAL;
+    struct weft_fiber *self = weft__sched_current();
+    int rc = check_tasks(ts, n, self);
+    if (rc)
+        return rc;
+    if (first_finished(ts, n, index))
+        return 0;
+    if (cancel_requested(self))
+        return -ECANCELED;
+    uint64_t small[4] = {0};
+    uint64_t *mine = n <= 256 ? small : calloc((n + 63) / 64, sizeof *mine);
+    if (!mine)
+        return -ENOMEM;
+    uint64_t deadline = deadline_after(timeout_ns);
+    struct weft_waiter wt;
+    weft__waiter_init(&wt, self, 1, true);
+    bool dup = false, saw_done = false;
+    /* 2: the first finisher's count, plus ours while we register. */
+    atomic_store_explicit(&wt.pending, 2, memory_order_relaxed);
+    register_all(ts, n, &wt, &dup, &saw_done, mine);
+    if (atomic_fetch_sub_explicit(&wt.pending, 1, memory_order_acq_rel) == 1 || saw_done) {
+        if (self)
+            weft__wait_abort(self);
+        rc = 0;
+    } else {
+        rc = weft__waiter_block(&wt, deadline);
+    }
+    /* Withdraw from every task we registered on; each failed withdrawal
+     * is a finisher that holds wt and decrements pending once. */
+    int64_t taken = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((mine[i / 64] >> (i % 64) & 1) && !withdraw(fiber_of(ts[i]), &wt))
+            taken++;
+    drain_signals(&wt, 1 - taken);
+    if (mine != small)
+        free(mine);
+    if (first_finished(ts, n, index))
+        return 0;
+    return rc ? rc : -ETIMEDOUT;
+}
+
+/* ---- The current fiber -------------------------------------------------- */
+
+void weft_yield(void) {
+    if (weft__sched_current())
+        weft__sched_yield();
+    else
+        sched_yield();
+}
+
+weft_task *weft_self(void) { return (weft_task *)weft__sched_current(); }
+
+int weft_worker_index(void) {
+    struct weft_worker *w = weft__sched_worker();
+    return w && w->current ? (int)w->index : -1;
+}
+
+int weft_run(weft_runtime *rt, weft_fn fn, void *arg, void **result) {
+    if (result)
+        *result = NULL;
+    struct weft_sched *s = weft__runtime_sched(rt);
+    if (!s || !fn)
+        return -EINVAL;
+    struct weft_worker *w = weft__sched_worker();
+    if (w && w->sched == s)
+        return -EDEADLK;
+    weft_task *t;
+    int rc = weft_spawn(rt, fn, arg, &t);
+    if (rc)
+        return rc;
+    return weft_join(t, result);
+}

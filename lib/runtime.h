@@ -1,0 +1,23 @@
+/*
+ * lib/runtime.h - the runtime object: a scheduler, a timer thread, and
+ * the module init/fini order (runtime.c).
+ */
+#ifndef WEFT_RUNTIME_H
+#define WEFT_RUNTIME_H
+
+#include <stdatomic.h>
+
+#include "sched.h"
+
+#define WEFT_RUNTIME_MAGIC 0x7765667472756eull /* "weftrun" */
+
+struct weft_runtime {
+    uint64_t magic;                /* WEFT_RUNTIME_MAGIC while usable */
+    _Atomic uint32_t destroying;   /* set once by weft_runtime_destroy */
+    struct weft_sched sched;
+};
+
+/* rt's scheduler, or NULL if rt is not a live runtime. */
+struct weft_sched *weft__runtime_sched(weft_runtime *rt);
+
+#endif /* WEFT_RUNTIME_H */

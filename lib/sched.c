@@ -1,0 +1,810 @@
+/*
+ * lib/sched.c - workers, run queues, stealing, parking.
+ *
+ * Concepts
+ *   F  fiber: the execution of a weft_task (fiber.h). Its status says
+ *      whether its body may run; its wait word (wait.c) who may resume it.
+ *   W  worker: one OS thread with one deque, one `next` slot, one yield
+ *      list and stack/control-block caches. N workers per runtime, fixed
+ *      at weft_runtime_create().
+ *   I  inject queue (inject.h): how non-workers (the timer thread, plain
+ *      pthreads) make fibers runnable, and where full deques spill.
+ *
+ * Switching
+ *   A fiber that blocks, yields or finishes picks its successor itself,
+ *   on its own stack, and jumps straight to it: fiber-to-fiber, one jump.
+ *   Only when the worker has nothing local to run does it jump to the
+ *   worker's own context (the thread's stack), which runs the search loop
+ *   below: inject queue, stealing, parking.
+ *
+ * Publish after switch
+ *   A fiber may not be made visible as runnable or parked while it still
+ *   runs on its stack: a thief or a waker on another thread would resume
+ *   the same stack twice. So the context that switches away only records
+ *   what must happen to it (w->prev, w->after) and the context resumed on
+ *   the same worker does it, first thing, in after_switch(): save prev's
+ *   context, then push it to the yield list (YIELD), publish it as parked
+ *   (PARK, wait.c), or free its stack and drop its reference (EXIT).
+ *
+ * Where a worker looks for work, in order
+ *   1. every WEFT_FAIR_EVERY picks: the inject queue, the yield list and
+ *      the oldest fiber of its own deque (fairness: nothing queued waits
+ *      more than a bounded number of picks, whatever the LIFO side does);
+ *   2. its `next` slot (the fiber just spawned or woken: cache-hot, and a
+ *      producer/consumer pair stays on one core), then its own deque,
+ *      newest first (fork-join runs depth-first, so live stacks stay
+ *      proportional to depth x workers), then its yield list;
+ *   3. the inject queue, a batch at a time;
+ *   4. half of a random victim's deque; only while fewer than half of the
+ *      busy workers are already searching ("Spinning");
+ *   5. park ("Parking protocol").
+ *   Steps 1-2 run in whichever context switches away; 3-5 only in the
+ *   worker's own loop.
+ *
+ * Spinning
+ *   nspinning counts workers searching for work (step 4). A worker that
+ *   finds work while spinning stops spinning and, if it was the last
+ *   spinner and workers are parked, wakes one: the work it found may be
+ *   the first of a burst (Go's resetspinning()). Waking is only done
+ *   when nobody spins: a spinner will find the work anyway.
+ *
+ * Parking protocol
+ *   A worker out of work:         A submitter (fiber queued for others):
+ *   P1 park_word = IDLE;          S1 push f (deque or inject queue)
+ *      nidle++                    S2 seq_cst fence
+ *   P2 seq_cst fence              S3 if nspinning == 0 and nidle > 0:
+ *   P3 re-check the inject queue,     nspinning++ and CAS one IDLE worker
+ *      every deque, stop flag;        to NOTIFIED, futex-wake it
+ *      found: leave idle, search
+ *   P4 else futex-wait while park_word == IDLE
+ *   Either P3 sees S1's fiber or S3 sees P1's announcement: the two fences
+ *   forbid both loads missing both stores (store-buffering). The woken
+ *   worker starts as a spinner, counted by its waker.
+ *
+ * Rejected designs
+ *   - One global run queue: every spawn and wake contends on one line.
+ *   - Always switching through the worker's own context: two jumps per
+ *     switch instead of one.
+ *   - Waking a parked worker on every queued fiber: a thundering herd;
+ *     most find nothing and park again.
+ *   - Putting a yielding fiber on its own deque: LIFO pops would run it
+ *     again at once and starve the others.
+ *   - Steal-half as one CAS over a range of the Chase-Lev deque: the
+ *     owner's pop takes the bottom element without a CAS when more than
+ *     one is left, so a range claim can overlap it. Thieves take half of
+ *     the victim's fibers one CAS at a time instead.
+ *
+ * Shutdown
+ *   1. weft_runtime_destroy registers a waiter in quiesce_waiter, then
+ *      checks quiescence itself (tasks spawned == tasks finished);
+ *   2. otherwise the worker that next runs out of work (P2) sees the
+ *      waiter and the quiescence, and signals it;
+ *   3. stop: set `stopping`, wake every worker; each finds no work, leaves
+ *      its loop, returns its caches, and is joined.
+ *   Counting: each worker counts spawns and finishes in its own line
+ *   (relaxed stores, release for finishes); quiescent() reads every
+ *   finished count (acquire) before every spawned count, so a task whose
+ *   finish it sees has all its children's spawns seen too.
+ *
+ * Module order: context < stack < fiber < sched, wait < timer < join <
+ * runtime. Nothing here includes a later module's header except timer.h
+ * (its entry points only).
+ *
+ * References: Lê et al., PPoPP 2013; Go src/runtime/proc.go ("Worker
+ * thread parking/unparking"); Tokio scheduler/multi_thread/worker.rs.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#include "park.h"
+#include "sched.h"
+#include "wait.h"
+
+/* Picks between fairness picks (step 1). Prime, as Go's 61, so it does not
+ * beat in step with a periodic workload. */
+#define WEFT_FAIR_EVERY 61
+/* Most fibers moved from the inject queue in one take. */
+#define WEFT_INJECT_BATCH 64
+/* Rounds over all victims before a spinning worker parks. */
+#define WEFT_STEAL_ROUNDS 4
+
+enum { PARK_RUNNING = 0, PARK_IDLE = 1, PARK_NOTIFIED = 2 };
+
+/* The worker of the calling thread. Set once when a worker thread starts
+ * and never changed: a thread's value is always right. Read only through
+ * weft__sched_worker() (see sched.h). */
+static _Thread_local struct weft_worker *tls_worker;
+
+WEFT_NOINLINE struct weft_worker *weft__sched_worker(void) {
+    /* Keep the compiler from treating this as a pure function and
+     * reusing one call's result after a switch to another thread. */
+    __asm__ __volatile__("" ::: "memory");
+    return tls_worker;
+}
+
+struct weft_fiber *weft__sched_current(void) {
+    struct weft_worker *w = weft__sched_worker();
+    return w ? w->current : NULL;
+}
+
+/* ---- Local queues (owner only) ------------------------------------------ */
+
+static void list_push(struct weft_fiber_list *l, struct weft_fiber *f) {
+    f->qnext = NULL;
+    if (l->tail)
+        l->tail->qnext = f;
+    else
+        l->head = f;
+    l->tail = f;
+}
+
+static struct weft_fiber *list_pop(struct weft_fiber_list *l) {
+    struct weft_fiber *f = l->head;
+    if (f) {
+        l->head = f->qnext;
+        if (!l->head)
+            l->tail = NULL;
+        f->qnext = NULL;
+    }
+    return f;
+}
+
+static uint64_t rng_next(struct weft_worker *w) {
+    /* xorshift64*: victim choice only. */
+    uint64_t x = w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Push onto the own deque; a full deque spills its older half to the
+ * inject queue first (Go's runqputslow). */
+static void push_deque(struct weft_worker *w, struct weft_fiber *f) {
+    if (WEFT_LIKELY(weft__deque_push(&w->deque, f) == 0))
+        return;
+    struct weft_fiber *first = NULL, *last = NULL;
+    size_t n = 0;
+    for (int i = 0; i < WEFT_DEQUE_CAP / 2; i++) {
+        struct weft_fiber *g = weft__deque_steal(&w->deque);
+        if (g == WEFT_DEQUE_ABORT)
+            continue;
+        if (!g)
+            break;
+        g->qnext = NULL;
+        if (last)
+            last->qnext = g;
+        else
+            first = g;
+        last = g;
+        n++;
+    }
+    if (n)
+        weft__inject_push_chain(&w->sched->inject, first, last, n);
+    /* Thieves may have emptied it meanwhile; either way there is room. */
+    int rc = weft__deque_push(&w->deque, f);
+    WEFT_ASSERT(rc == 0);
+}
+
+void weft__sched_notify(struct weft_sched *s) {
+    /* S2: pairs with P2 in park() (store-buffering; see "Parking
+     * protocol"). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&s->nspinning, memory_order_relaxed) != 0 ||
+        atomic_load_explicit(&s->nidle, memory_order_relaxed) == 0)
+        return;
+    uint32_t zero = 0;
+    /* The right to wake a spinner: only one submitter at a time. relaxed:
+     * a counter, ordered by the fences of both protocols. */
+    if (!atomic_compare_exchange_strong_explicit(&s->nspinning, &zero, 1,
+                                                 memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return;
+    unsigned n = s->nworkers;
+    unsigned start = (unsigned)(weft_now() % n);
+    for (unsigned i = 0; i < n; i++) {
+        struct weft_worker *v = &s->workers[(start + i) % n];
+        uint32_t idle = PARK_IDLE;
+        /* acq_rel: the woken worker's P4 load of park_word (acquire)
+         * sees NOTIFIED; we see its announcement. */
+        if (atomic_compare_exchange_strong_explicit(&v->park_word, &idle, PARK_NOTIFIED,
+                                                    memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            weft__park_wake(&v->park_word, 1);
+            return;
+        }
+    }
+    atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_relaxed);
+}
+
+/* Put f where this worker runs it next; what was there goes to the deque,
+ * where others can steal it. */
+static void push_next(struct weft_worker *w, struct weft_fiber *f) {
+    struct weft_fiber *old = w->next;
+    w->next = f;
+    if (old) {
+        push_deque(w, old);
+        weft__sched_notify(w->sched);
+    }
+}
+
+void weft__sched_submit(struct weft_sched *s, struct weft_fiber *f) {
+    struct weft_worker *w = weft__sched_worker();
+    if (w && w->sched == s) {
+        /* relaxed: owner-only counter; ordered for quiescent() by the
+         * release of the spawning task's own finish ("Shutdown"). */
+        uint64_t n = atomic_load_explicit(&w->spawned, memory_order_relaxed);
+        atomic_store_explicit(&w->spawned, n + 1, memory_order_relaxed);
+        push_next(w, f);
+        return;
+    }
+    /* relaxed: see quiescent(); the inject push's mutex orders it before
+     * the fiber can run and finish. */
+    atomic_fetch_add_explicit(&s->spawned_outside, 1, memory_order_relaxed);
+    weft__inject_push(&s->inject, f);
+    weft__sched_notify(s);
+}
+
+void weft__sched_ready(struct weft_fiber *f) {
+    struct weft_sched *s = f->sched;
+    struct weft_worker *w = weft__sched_worker();
+    if (w && w->sched == s) {
+        push_next(w, f);
+        return;
+    }
+    weft__inject_push(&s->inject, f);
+    weft__sched_notify(s);
+}
+
+/* ---- Starting and ending fibers ---------------------------------------- */
+
+static void count_finished(struct weft_worker *w) {
+    uint64_t n = atomic_load_explicit(&w->finished, memory_order_relaxed);
+    /* release: pairs with the acquire in quiescent() ("Shutdown"). */
+    atomic_store_explicit(&w->finished, n + 1, memory_order_release);
+}
+
+static void fiber_entry(struct weft_transfer t);
+
+/* A fiber just taken from a run queue: may it run? NEW fibers are claimed
+ * against weft_cancel and given a stack; a cancelled one, or one no stack
+ * could be found for, is finished and dropped here. */
+static bool claim(struct weft_worker *w, struct weft_fiber *f) {
+    if (atomic_load_explicit(&f->status, memory_order_relaxed) == WEFT_FIBER_STARTED)
+        return true;
+    uint32_t expect = WEFT_FIBER_NEW;
+    /* acquire: pairs with the release of the spawner's push, for fn/arg
+     * (already ordered by the queue) and with weft_cancel's CAS. */
+    if (atomic_compare_exchange_strong_explicit(&f->status, &expect, WEFT_FIBER_STARTED,
+                                                memory_order_acquire,
+                                                memory_order_acquire)) {
+        int k = f->stack_class;
+        struct weft_stack *st = weft__stack_get(&w->sched->pools[k], &w->stacks[k],
+                                                w->sched->stack_high_water);
+        if (WEFT_LIKELY(st != NULL)) {
+            f->stack = st;
+            weft__context_make(&f->ctx, st->lo, st->size, fiber_entry);
+            return true;
+        }
+        /* Out of memory: the task ends with -ENOMEM for its joiner. */
+        weft__task_publish(f, NULL, -ENOMEM, WEFT_FIBER_DONE);
+    }
+    /* Cancelled before it ran (or just failed): the queue's reference. */
+    count_finished(w);
+    weft__fiber_unref(f, &w->fibers);
+    return false;
+}
+
+/* The fairness pick (step 1). */
+static struct weft_fiber *take_inject(struct weft_worker *w);
+
+static struct weft_fiber *fair_pick(struct weft_worker *w) {
+    struct weft_fiber *f = take_inject(w);
+    if (f)
+        return f;
+    if ((f = list_pop(&w->yielded)))
+        return f;
+    f = weft__deque_steal(&w->deque);
+    return f == WEFT_DEQUE_ABORT ? NULL : f;
+}
+
+/* Steps 1-2: the next local fiber that may run, claimed; NULL if none. */
+static struct weft_fiber *pick_local(struct weft_worker *w) {
+    for (;;) {
+        struct weft_fiber *f = NULL;
+        if (WEFT_UNLIKELY(--w->fair_countdown == 0)) {
+            w->fair_countdown = WEFT_FAIR_EVERY;
+            f = fair_pick(w);
+        }
+        if (!f && (f = w->next))
+            w->next = NULL;
+        if (!f)
+            f = weft__deque_pop(&w->deque);
+        if (!f)
+            f = list_pop(&w->yielded);
+        if (!f)
+            return NULL;
+        if (claim(w, f))
+            return f;
+    }
+}
+
+/* ---- Switching ---------------------------------------------------------- */
+
+static void check_canary(struct weft_fiber *f) {
+    if (WEFT_UNLIKELY(!weft__stack_canary_ok(f->stack))) {
+        Dl_info info;
+        const char *name = dladdr((void *)(uintptr_t)f->fn, &info) && info.dli_sname
+                               ? info.dli_sname
+                               : "?";
+        weft__panic("weft: stack overflow in fiber %p (entry %s at %p): its "
+                    "canary was overwritten (stack %zu bytes; raise "
+                    "weft_config.stack_size or weft_spawn_opts.stack_size)",
+                    (void *)f, name, (void *)(uintptr_t)f->fn, f->stack->size);
+    }
+}
+
+/* The resumed side of every switch ("Publish after switch"). Runs on the
+ * new context's stack, on the worker that made the jump. */
+static WEFT_NOINLINE struct weft_worker *after_switch(struct weft_transfer t) {
+    struct weft_worker *w = t.data;
+    struct weft_fiber *prev = w->prev;
+    if (!prev) {
+        w->loop_ctx.fctx = t.fctx;
+    } else {
+        prev->ctx.fctx = t.fctx;
+        w->prev = NULL;
+        switch (w->after) {
+        case WEFT_AFTER_YIELD:
+            list_push(&w->yielded, prev);
+            break;
+        case WEFT_AFTER_PARK:
+            weft__wait_publish(prev);
+            break;
+        case WEFT_AFTER_EXIT: {
+            int k = prev->stack_class;
+            weft__context_release(&prev->ctx);
+            weft__stack_put(&w->sched->pools[k], &w->stacks[k],
+                            w->sched->stack_high_water, prev->stack);
+            prev->stack = NULL;
+            weft__fiber_unref(prev, &w->fibers);
+            break;
+        }
+        case WEFT_AFTER_NONE:
+            break;
+        }
+    }
+    if (w->current)
+        errno = w->current->saved_errno;
+    return w;
+}
+
+/* Jump from the running context `from` to fiber `to` (claimed), or to the
+ * worker's loop when `to` is NULL. */
+static struct weft_worker *jump_to(struct weft_worker *w, struct weft_context *from,
+                                   struct weft_fiber *to) {
+    struct weft_context *dest = &w->loop_ctx;
+    w->current = to;
+    if (to)
+        dest = &to->ctx;
+    return after_switch(weft__context_switch(from, dest, w));
+}
+
+struct weft_worker *weft__sched_switch_out(struct weft_worker *w, enum weft_after after) {
+    struct weft_fiber *self = w->current;
+    check_canary(self);
+    self->saved_errno = errno;
+    struct weft_fiber *to = pick_local(w);
+    w->prev = self;
+    w->after = after;
+    return jump_to(w, &self->ctx, to);
+}
+
+void weft__sched_yield(void) {
+    struct weft_worker *w = weft__sched_worker();
+    struct weft_fiber *self = w->current;
+    struct weft_fiber *to = pick_local(w);
+    if (!to && weft__inject_len(&w->sched->inject))
+        to = take_inject(w);
+    if (!to)
+        return; /* nothing else is ready here: keep running */
+    check_canary(self);
+    self->saved_errno = errno;
+    w->prev = self;
+    w->after = WEFT_AFTER_YIELD;
+    jump_to(w, &self->ctx, to);
+}
+
+void weft__sched_exit(struct weft_worker *w, void *result) {
+    struct weft_fiber *self = w->current;
+    check_canary(self);
+    weft__task_publish(self, result, 0, WEFT_FIBER_DONE);
+    count_finished(w);
+    struct weft_fiber *to = pick_local(w);
+    w->prev = self;
+    w->after = WEFT_AFTER_EXIT;
+    w->current = to;
+    weft__context_exit(&self->ctx, to ? &to->ctx : &w->loop_ctx, w);
+}
+
+static void fiber_entry(struct weft_transfer t) {
+    struct weft_worker *w = t.data;
+    weft__context_started(&w->current->ctx);
+    w = after_switch(t);
+    struct weft_fiber *self = w->current;
+    errno = 0;
+    void *result = self->fn(self->arg);
+    weft__sched_exit(weft__sched_worker(), result);
+}
+
+/* ---- Inline join support ------------------------------------------------ */
+
+bool weft__sched_take_back(struct weft_worker *w, struct weft_fiber *f) {
+    if (w->next == f) {
+        w->next = NULL;
+        return true;
+    }
+    struct weft_fiber *g = weft__deque_pop(&w->deque);
+    if (g == f)
+        return true;
+    if (g) {
+        int rc = weft__deque_push(&w->deque, g);
+        WEFT_ASSERT(rc == 0);
+    }
+    return false;
+}
+
+void weft__sched_drop(struct weft_worker *w, struct weft_fiber *f) {
+    count_finished(w);
+    weft__fiber_unref(f, &w->fibers);
+}
+
+void weft__sched_inline_done(struct weft_worker *w, struct weft_fiber *f,
+                             struct weft_fiber *parent) {
+    count_finished(w);
+    w->current = parent;
+    weft__fiber_unref(f, &w->fibers);
+}
+
+size_t weft__sched_stack_left(struct weft_worker *w) {
+    struct weft_stack *st = w->current->stack;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t lo = (uintptr_t)st->lo;
+    return sp > lo ? (size_t)(sp - lo) : 0;
+}
+
+/* ---- The worker loop: inject, steal, park ------------------------------- */
+
+static struct weft_fiber *take_inject(struct weft_worker *w) {
+    struct weft_sched *s = w->sched;
+    size_t len = weft__inject_len(&s->inject);
+    if (len == 0)
+        return NULL;
+    /* A fair share, as Go's globrunqget: len / workers + 1. */
+    size_t want = len / s->nworkers + 1;
+    if (want > WEFT_INJECT_BATCH)
+        want = WEFT_INJECT_BATCH;
+    struct weft_fiber *batch[WEFT_INJECT_BATCH];
+    size_t n = weft__inject_pop_batch(&s->inject, batch, want);
+    for (size_t i = 1; i < n; i++)
+        push_deque(w, batch[i]);
+    if (n > 1)
+        weft__sched_notify(s);
+    return n ? batch[0] : NULL;
+}
+
+/* Take half of victim's fibers, one CAS each (see "Rejected designs").
+ * Returns one to run; the rest go to our deque. */
+static struct weft_fiber *steal_half(struct weft_worker *w, struct weft_worker *victim) {
+    int64_t n = (weft__deque_size(&victim->deque) + 1) / 2;
+    if (n > WEFT_DEQUE_CAP / 2)
+        n = WEFT_DEQUE_CAP / 2;
+    struct weft_fiber *first = NULL;
+    for (int64_t i = 0, aborts = 0; i < n && aborts < 4;) {
+        struct weft_fiber *f = weft__deque_steal(&victim->deque);
+        if (f == WEFT_DEQUE_ABORT) {
+            aborts++;
+            continue;
+        }
+        if (!f)
+            break;
+        i++;
+        if (!first)
+            first = f;
+        else
+            push_deque(w, f);
+    }
+    return first;
+}
+
+static void stop_spinning(struct weft_worker *w) {
+    w->spinning = false;
+    /* acq_rel: a counter; the notify below has its own fence. */
+    uint32_t was = atomic_fetch_sub_explicit(&w->sched->nspinning, 1, memory_order_acq_rel);
+    if (was == 1)
+        weft__sched_notify(w->sched);
+}
+
+static struct weft_fiber *steal_work(struct weft_worker *w) {
+    struct weft_sched *s = w->sched;
+    unsigned n = s->nworkers;
+    if (n == 1)
+        return NULL;
+    if (!w->spinning) {
+        uint32_t spinning = atomic_load_explicit(&s->nspinning, memory_order_relaxed);
+        uint32_t idle = atomic_load_explicit(&s->nidle, memory_order_relaxed);
+        /* Go's rule: at most half of the busy workers search at once. */
+        if (2 * spinning >= n - idle)
+            return NULL;
+        w->spinning = true;
+        atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
+    }
+    for (int round = 0; round < WEFT_STEAL_ROUNDS; round++) {
+        unsigned start = (unsigned)(rng_next(w) % n);
+        for (unsigned i = 0; i < n; i++) {
+            struct weft_worker *v = &s->workers[(start + i) % n];
+            if (v == w)
+                continue;
+            struct weft_fiber *f = steal_half(w, v);
+            if (f)
+                return f;
+        }
+        if (weft__inject_len(&s->inject))
+            return NULL; /* take it from the inject queue instead */
+    }
+    return NULL;
+}
+
+static bool work_visible(struct weft_sched *s) {
+    if (weft__inject_len(&s->inject))
+        return true;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (weft__deque_size(&s->workers[i].deque))
+            return true;
+    return false;
+}
+
+static void check_quiescence(struct weft_sched *s) {
+    if (!atomic_load_explicit(&s->quiesce_waiter, memory_order_seq_cst))
+        return;
+    if (!weft__sched_quiescent(s))
+        return;
+    struct weft_waiter *wt = atomic_exchange_explicit(&s->quiesce_waiter, NULL,
+                                                      memory_order_acq_rel);
+    if (wt)
+        weft__waiter_signal(wt);
+}
+
+/* Steps P1-P4. Returns false when the worker should exit. */
+static bool park(struct weft_worker *w) {
+    struct weft_sched *s = w->sched;
+    if (w->spinning) {
+        w->spinning = false;
+        atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_seq_cst);
+    }
+    atomic_store_explicit(&w->park_word, PARK_IDLE, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->nidle, 1, memory_order_seq_cst); /* P1 */
+    atomic_thread_fence(memory_order_seq_cst);                      /* P2 */
+    check_quiescence(s);
+    bool stopping = atomic_load_explicit(&s->stopping, memory_order_acquire);
+    if (work_visible(s) || stopping) {                              /* P3 */
+        uint32_t idle = PARK_IDLE;
+        if (!atomic_compare_exchange_strong_explicit(&w->park_word, &idle, PARK_RUNNING,
+                                                     memory_order_acquire,
+                                                     memory_order_acquire))
+            w->spinning = true; /* a waker counted us as a spinner */
+        atomic_fetch_sub_explicit(&s->nidle, 1, memory_order_seq_cst);
+        return !stopping || work_visible(s);
+    }
+    /* P4. acquire: pairs with the waker's CAS to NOTIFIED. */
+    while (atomic_load_explicit(&w->park_word, memory_order_acquire) == PARK_IDLE)
+        weft__park_wait(&w->park_word, PARK_IDLE, WEFT_FOREVER);
+    atomic_store_explicit(&w->park_word, PARK_RUNNING, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->nidle, 1, memory_order_seq_cst);
+    w->spinning = true;
+    return true;
+}
+
+/* Steps 1-5, in the worker's own context. NULL: time to exit. */
+static struct weft_fiber *find_work(struct weft_worker *w) {
+    for (;;) {
+        struct weft_fiber *f = pick_local(w);
+        if (!f && (f = take_inject(w)) && !claim(w, f))
+            continue;
+        if (!f && (f = steal_work(w)) && !claim(w, f))
+            continue;
+        if (f) {
+            if (w->spinning)
+                stop_spinning(w);
+            return f;
+        }
+        if (!park(w))
+            return NULL;
+    }
+}
+
+/* ---- Stack overflow reporting ------------------------------------------ */
+
+static struct sigaction previous_segv;
+static pthread_once_t segv_once = PTHREAD_ONCE_INIT;
+
+static void on_segv(int sig, siginfo_t *si, void *uctx) {
+    struct weft_worker *w = tls_worker;
+    struct weft_fiber *f = w ? w->current : NULL;
+    if (f && f->stack) {
+        uintptr_t sp = 0;
+#if defined(__x86_64__)
+        sp = (uintptr_t)((ucontext_t *)uctx)->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+        sp = (uintptr_t)((ucontext_t *)uctx)->uc_mcontext.sp;
+#endif
+        if (weft__stack_fault_is_overflow(f->stack, (uintptr_t)si->si_addr, sp)) {
+            Dl_info info;
+            const char *name = dladdr((void *)(uintptr_t)f->fn, &info) && info.dli_sname
+                                   ? info.dli_sname
+                                   : "?";
+            weft__panic("weft: stack overflow in fiber %p (entry %s at %p) on "
+                        "worker %u: fault at %p, stack [%p, %p) (raise "
+                        "weft_config.stack_size or weft_spawn_opts.stack_size)",
+                        (void *)f, name, (void *)(uintptr_t)f->fn, w->index,
+                        si->si_addr, f->stack->lo,
+                        (void *)((char *)f->stack->lo + f->stack->size));
+        }
+    }
+    /* Not ours: hand it to whoever handled SIGSEGV before us. */
+    if (previous_segv.sa_flags & SA_SIGINFO) {
+        if (previous_segv.sa_sigaction) {
+            previous_segv.sa_sigaction(sig, si, uctx);
+            return;
+        }
+    } else if (previous_segv.sa_handler != SIG_DFL && previous_segv.sa_handler != SIG_IGN) {
+        previous_segv.sa_handler(sig);
+        return;
+    }
+    /* Default action: restore it and return; the fault repeats and kills. */
+    signal(SIGSEGV, SIG_DFL);
+}
+
+static void install_segv_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &previous_segv);
+}
+
+#define ALTSTACK_SIZE (64 * 1024)
+
+static void altstack_on(struct weft_worker *w) {
+    w->altstack = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (w->altstack == MAP_FAILED) {
+        w->altstack = NULL;
+        return; /* overflow then shows as a plain SIGSEGV; canaries stay */
+    }
+    stack_t ss = {.ss_sp = w->altstack, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
+}
+
+static void altstack_off(struct weft_worker *w) {
+    if (!w->altstack)
+        return;
+    stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    munmap(w->altstack, ALTSTACK_SIZE);
+    w->altstack = NULL;
+}
+
+/* ---- Worker threads ----------------------------------------------------- */
+
+static void *worker_main(void *arg) {
+    struct weft_worker *w = arg;
+    tls_worker = w;
+    altstack_on(w);
+    weft__context_init_thread(&w->loop_ctx);
+    struct weft_fiber *f;
+    while ((f = find_work(w))) {
+        w->prev = NULL;
+        w->after = WEFT_AFTER_NONE;
+        jump_to(w, &w->loop_ctx, f);
+    }
+    struct weft_sched *s = w->sched;
+    for (int k = 0; k < WEFT_STACK_CLASSES; k++)
+        weft__stack_cache_drain(&s->pools[k], &w->stacks[k]);
+    weft__fiber_cache_drain(&w->fibers);
+    altstack_off(w);
+    tls_worker = NULL;
+    return NULL;
+}
+
+int weft__sched_init(struct weft_sched *s, unsigned nworkers, int default_class,
+                     unsigned stack_high_water) {
+    memset(s, 0, sizeof *s);
+    s->workers = aligned_alloc(WEFT_CACHELINE, nworkers * sizeof *s->workers);
+    if (!s->workers)
+        return -ENOMEM;
+    memset(s->workers, 0, nworkers * sizeof *s->workers);
+    s->nworkers = nworkers;
+    s->default_class = default_class;
+    s->stack_high_water = stack_high_water;
+    weft__inject_init(&s->inject);
+    atomic_init(&s->nspinning, 0);
+    atomic_init(&s->nidle, 0);
+    atomic_init(&s->stopping, 0);
+    atomic_init(&s->spawned_outside, 0);
+    atomic_init(&s->quiesce_waiter, NULL);
+    for (int k = 0; k < WEFT_STACK_CLASSES; k++)
+        weft__stack_pool_init(&s->pools[k], k);
+    pthread_mutex_init(&s->orphan_lock, NULL);
+    uint64_t seed = weft_now() | 1;
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct weft_worker *w = &s->workers[i];
+        weft__deque_init(&w->deque);
+        atomic_init(&w->park_word, PARK_RUNNING);
+        atomic_init(&w->spawned, 0);
+        atomic_init(&w->finished, 0);
+        w->fair_countdown = WEFT_FAIR_EVERY;
+        w->rng = (seed += 0x9E3779B97F4A7C15ull) | 1;
+        w->sched = s;
+        w->index = i;
+    }
+    return 0;
+}
+
+int weft__sched_start(struct weft_sched *s) {
+    pthread_once(&segv_once, install_segv_handler);
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
+            /* Stop those already started (no task exists yet). */
+            atomic_store_explicit(&s->stopping, 1, memory_order_seq_cst);
+            for (unsigned j = 0; j < i; j++) {
+                atomic_store_explicit(&s->workers[j].park_word, PARK_NOTIFIED,
+                                      memory_order_release);
+                weft__park_wake(&s->workers[j].park_word, 1);
+            }
+            for (unsigned j = 0; j < i; j++)
+                pthread_join(s->workers[j].thread, NULL);
+            return -EAGAIN;
+        }
+    }
+    return 0;
+}
+
+void weft__sched_stop(struct weft_sched *s) {
+    atomic_store_explicit(&s->stopping, 1, memory_order_seq_cst);
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        /* release: pairs with the parked worker's acquire load (P4). */
+        atomic_store_explicit(&s->workers[i].park_word, PARK_NOTIFIED, memory_order_release);
+        weft__park_wake(&s->workers[i].park_word, 1);
+    }
+    for (unsigned i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i].thread, NULL);
+}
+
+void weft__sched_fini(struct weft_sched *s) {
+    for (int k = 0; k < WEFT_STACK_CLASSES; k++)
+        weft__stack_pool_fini(&s->pools[k]);
+    weft__fiber_cache_drain(&s->orphans);
+    pthread_mutex_destroy(&s->orphan_lock);
+    weft__inject_fini(&s->inject);
+    free(s->workers);
+    s->workers = NULL;
+}
+
+bool weft__sched_quiescent(struct weft_sched *s) {
+    uint64_t finished = 0, spawned = 0;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        finished += atomic_load_explicit(&s->workers[i].finished, memory_order_acquire);
+    spawned = atomic_load_explicit(&s->spawned_outside, memory_order_acquire);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        spawned += atomic_load_explicit(&s->workers[i].spawned, memory_order_acquire);
+    return spawned == finished;
+}

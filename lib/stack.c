@@ -1,0 +1,305 @@
+/*
+ * lib/stack.c - slabs of fiber stacks, per-worker caches, guard budget.
+ * Layout and invariants: stack.h.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "common.h"
+#include "stack.h"
+
+#if defined(WEFT_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
+struct weft_stack_slab {
+    struct weft_stack_slab *next;
+    void *base;
+    size_t map_len;
+    unsigned nslots;
+    bool guarded;
+    struct weft_stack stacks[];
+};
+
+/* Bytes of stack reservation per slab: big slabs keep the mapping count
+ * low (a million 256 KiB stacks in 64 MiB slabs is ~4,000 mappings). */
+#define SLAB_BYTES ((size_t)64 << 20)
+#define SLAB_MAX_SLOTS 256u
+/* Guarded slabs are smaller, so the guard budget is spent in small steps. */
+#define GUARDED_SLAB_MAX_SLOTS 32u
+
+/* ---- Guard budget (process-wide) --------------------------------------- */
+
+static pthread_once_t guard_budget_once = PTHREAD_ONCE_INIT;
+/* Guarded slots this process may still create. Relaxed is enough: it is a
+ * counter of a resource, not a publication of memory. */
+static _Atomic long guard_budget;
+
+static void guard_budget_init(void) {
+    long max_maps = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &max_maps) != 1)
+            max_maps = 65530;
+        fclose(f);
+    }
+    /* Each guarded slot splits its slab into two more mappings. Spend at
+     * most half of the process's mapping budget on guards. */
+    atomic_store_explicit(&guard_budget, max_maps / 4, memory_order_relaxed);
+}
+
+static bool guard_budget_take(long n) {
+    pthread_once(&guard_budget_once, guard_budget_init);
+    long left = atomic_load_explicit(&guard_budget, memory_order_relaxed);
+    while (left >= n) {
+        if (atomic_compare_exchange_weak_explicit(&guard_budget, &left, left - n,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+static void guard_budget_return(long n) {
+    atomic_fetch_add_explicit(&guard_budget, n, memory_order_relaxed);
+}
+
+long weft__stack_guard_budget(void) {
+    pthread_once(&guard_budget_once, guard_budget_init);
+    return atomic_load_explicit(&guard_budget, memory_order_relaxed);
+}
+
+/* ---- Classes ------------------------------------------------------------ */
+
+int weft__stack_class(size_t size) {
+    if (size == 0 || size > WEFT_STACK_MAX)
+        return -1;
+    int k = 0;
+    while (weft__stack_class_size(k) < size)
+        k++;
+    return k;
+}
+
+size_t weft__stack_class_size(int klass) { return WEFT_STACK_MIN << klass; }
+
+/* ---- Slabs -------------------------------------------------------------- */
+
+static struct weft_stack_slab *slab_create(size_t slot_size, int klass) {
+    const size_t page = weft__page_size();
+    unsigned nslots = (unsigned)(SLAB_BYTES / slot_size);
+    if (nslots == 0)
+        nslots = 1;
+    if (nslots > SLAB_MAX_SLOTS)
+        nslots = SLAB_MAX_SLOTS;
+    bool guarded = false;
+    unsigned gslots = nslots < GUARDED_SLAB_MAX_SLOTS ? nslots : GUARDED_SLAB_MAX_SLOTS;
+    if (guard_budget_take(gslots)) {
+        guarded = true;
+        nslots = gslots;
+    }
+
+    struct weft_stack_slab *slab =
+        malloc(sizeof *slab + nslots * sizeof(struct weft_stack));
+    if (!slab)
+        goto fail_header;
+    slab->map_len = page + (size_t)nslots * slot_size;
+    slab->base = mmap(NULL, slab->map_len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (slab->base == MAP_FAILED)
+        goto fail_map;
+    slab->nslots = nslots;
+    slab->guarded = guarded;
+    slab->next = NULL;
+
+    for (unsigned i = 0; i < nslots; i++) {
+        char *slot = (char *)slab->base + page + (size_t)i * slot_size;
+        struct weft_stack *s = &slab->stacks[i];
+        if (guarded && mprotect(slot, page, PROT_NONE) != 0) {
+            /* Out of mappings after all: the rest of the slab goes
+             * unguarded, still canary-checked. */
+            guard_budget_return(nslots - i);
+            slab->guarded = guarded = false;
+        }
+        s->lo = slot + (guarded ? page : 0);
+        s->size = slot_size - (guarded ? page : 0) - WEFT_STACK_TOP_RESERVE;
+        s->canary = (uint64_t *)(void *)slot - 1;
+        s->next = i + 1 < nslots ? &slab->stacks[i + 1] : NULL;
+        s->klass = (uint8_t)klass;
+        s->guarded = guarded;
+        s->canary_set = false;
+        s->warm = false;
+    }
+    return slab;
+
+fail_map:
+    free(slab);
+fail_header:
+    if (guarded)
+        guard_budget_return(gslots);
+    return NULL;
+}
+
+static void slab_destroy(struct weft_stack_slab *slab) {
+    long guarded = 0;
+    for (unsigned i = 0; i < slab->nslots; i++)
+        guarded += slab->stacks[i].guarded;
+    munmap(slab->base, slab->map_len);
+    guard_budget_return(guarded);
+    free(slab);
+}
+
+/* ---- Pool --------------------------------------------------------------- */
+
+void weft__stack_pool_init(struct weft_stack_pool *p, int klass) {
+    pthread_mutex_init(&p->lock, NULL);
+    p->slot_size = weft__stack_class_size(klass);
+    p->free = NULL;
+    p->nfree = 0;
+    p->slabs = NULL;
+}
+
+void weft__stack_pool_fini(struct weft_stack_pool *p) {
+    while (p->slabs) {
+        struct weft_stack_slab *next = p->slabs->next;
+        slab_destroy(p->slabs);
+        p->slabs = next;
+    }
+    p->free = NULL;
+    p->nfree = 0;
+    pthread_mutex_destroy(&p->lock);
+}
+
+/* Move up to n stacks from the pool (or a new slab) into the cache.
+ * Returns how many moved. */
+static unsigned refill(struct weft_stack_pool *p, struct weft_stack_cache *c,
+                       unsigned n) {
+    unsigned moved = 0;
+    pthread_mutex_lock(&p->lock);
+    if (!p->free) {
+        int klass = weft__stack_class(p->slot_size);
+        struct weft_stack_slab *slab = slab_create(p->slot_size, klass);
+        if (slab) {
+            slab->next = p->slabs;
+            p->slabs = slab;
+            slab->stacks[slab->nslots - 1].next = p->free;
+            p->free = &slab->stacks[0];
+            p->nfree += slab->nslots;
+        }
+    }
+    while (p->free && moved < n) {
+        struct weft_stack *s = p->free;
+        p->free = s->next;
+        p->nfree--;
+        s->next = c->head;
+        c->head = s;
+        c->count++;
+        moved++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return moved;
+}
+
+static void arm(struct weft_stack *s) {
+    if (!s->canary_set) {
+        *s->canary = weft__stack_canary_value(s);
+        s->canary_set = true;
+    }
+}
+
+struct weft_stack *weft__stack_get(struct weft_stack_pool *p,
+                                   struct weft_stack_cache *c,
+                                   unsigned high_water) {
+    if (WEFT_UNLIKELY(!c->head)) {
+        unsigned batch = high_water / 2 ? high_water / 2 : 1;
+        if (refill(p, c, batch) == 0)
+            return NULL;
+    }
+    struct weft_stack *s = c->head;
+    c->head = s->next;
+    c->count--;
+    s->next = NULL;
+    arm(s);
+    return s;
+}
+
+/* Give the pages below the top page back to the OS (S3). */
+static void trim(struct weft_stack *s) {
+    if (!s->warm)
+        return;
+    const uintptr_t page = weft__page_size();
+    uintptr_t lo = (uintptr_t)s->lo;
+    uintptr_t top_page = ((uintptr_t)s->lo + s->size) & ~(page - 1);
+    if (top_page > lo)
+        madvise((void *)lo, top_page - lo, MADV_DONTNEED);
+    s->warm = false;
+}
+
+static void give_back(struct weft_stack_pool *p, struct weft_stack *first,
+                      struct weft_stack *last, unsigned n) {
+    pthread_mutex_lock(&p->lock);
+    last->next = p->free;
+    p->free = first;
+    p->nfree += n;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void weft__stack_put(struct weft_stack_pool *p, struct weft_stack_cache *c,
+                     unsigned high_water, struct weft_stack *s) {
+#if defined(WEFT_ASAN)
+    /* A fiber that finished by switching away leaves its frames' poison. */
+    __asan_unpoison_memory_region(s->lo, s->size);
+#endif
+    s->warm = true;
+    s->next = c->head;
+    c->head = s;
+    c->count++;
+    if (WEFT_LIKELY(c->count <= high_water))
+        return;
+    /* Overflow: the coldest half (the list tail) goes back, trimmed. */
+    unsigned keep = high_water / 2;
+    struct weft_stack *cut = c->head;
+    for (unsigned i = 1; i < keep; i++)
+        cut = cut->next;
+    struct weft_stack *first = keep ? cut->next : c->head;
+    if (keep)
+        cut->next = NULL;
+    else
+        c->head = NULL;
+    unsigned n = 0;
+    struct weft_stack *last = first;
+    for (struct weft_stack *it = first; it; it = it->next) {
+        trim(it);
+        last = it;
+        n++;
+    }
+    c->count -= n;
+    if (n)
+        give_back(p, first, last, n);
+}
+
+void weft__stack_cache_drain(struct weft_stack_pool *p, struct weft_stack_cache *c) {
+    if (!c->head)
+        return;
+    struct weft_stack *last = c->head;
+    unsigned n = 1;
+    while (last->next) {
+        last = last->next;
+        n++;
+    }
+    give_back(p, c->head, last, n);
+    c->head = NULL;
+    c->count = 0;
+}
+
+bool weft__stack_fault_is_overflow(const struct weft_stack *s, uintptr_t addr,
+                                   uintptr_t sp) {
+    const uintptr_t page = weft__page_size();
+    uintptr_t lo = (uintptr_t)s->lo;
+    bool in_guard = s->guarded && addr >= lo - page && addr < lo;
+    bool sp_below = sp < lo && sp + 64 * 1024 >= lo;
+    bool just_below = addr < lo && addr + 64 * 1024 >= lo;
+    return in_guard || sp_below || just_below;
+}

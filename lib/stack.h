@@ -1,0 +1,111 @@
+/*
+ * lib/stack.h - fiber stacks: reserved virtual memory carved from slabs,
+ * committed only when touched, reused warm through per-worker caches.
+ *
+ * Slab layout (one mmap, MAP_NORESERVE; addresses grow to the right):
+ *
+ *   [pad page][slot 0][slot 1] ... [slot K-1]
+ *   slot = [guard page, if guarded][usable stack ........][top reserve]
+ *
+ * Each stack's canary word sits just below its slot: in the top reserve of
+ * the slot beneath it (or in the pad page for slot 0). A stack that
+ * overflows writes that word first, and the top of the slot beneath is a
+ * page its own fiber already uses, so the canary costs no extra page per
+ * stack (a million fibers need one resident page each, not two).
+ *
+ * Guard pages split mappings; Linux allows vm.max_map_count (65530 by
+ * default) per process, so guarded slabs are made only while a
+ * process-wide budget (a quarter of max_map_count) lasts. Canaries are
+ * always on, and checked at every switch-out (sched.c).
+ *
+ * Invariants:
+ *   S1  a stack is in exactly one place: a worker cache, its pool's free
+ *       list, or in use by one fiber.
+ *   S2  the canary of a stack in use holds weft__stack_canary_value().
+ *   S3  a cached or pooled stack's pages below its top page may have been
+ *       returned to the OS (MADV_DONTNEED); its top page stays, because
+ *       it holds the canary of the slot above.
+ */
+#ifndef WEFT_STACK_H
+#define WEFT_STACK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WEFT_STACK_MIN ((size_t)16 * 1024)
+#define WEFT_STACK_MAX ((size_t)1 << 30)
+#define WEFT_STACK_DEFAULT ((size_t)256 * 1024)
+/* Power-of-two size classes from WEFT_STACK_MIN to WEFT_STACK_MAX. */
+#define WEFT_STACK_CLASSES 17
+/* Bytes kept free at the top of every slot for the next slot's canary. */
+#define WEFT_STACK_TOP_RESERVE 64
+
+struct weft_stack_slab;
+
+/* A stack descriptor. Lives in its slab's header array, never freed
+ * before the slab. Fields are immutable after the slab is made, except
+ * `next`, `canary_set` and `warm`, owned by whoever holds the stack (S1). */
+struct weft_stack {
+    void *lo;               /* usable region [lo, lo + size) */
+    size_t size;
+    uint64_t *canary;       /* just below the slot (S2) */
+    struct weft_stack *next;
+    uint8_t klass;
+    bool guarded;
+    bool canary_set;
+    bool warm;              /* pages may be resident (not yet trimmed) */
+};
+
+/* Per-runtime, per-class pool: slabs and the stacks no worker caches.
+ * Touched only when a cache over- or underflows. Protected by lock. */
+struct weft_stack_pool {
+    pthread_mutex_t lock;
+    size_t slot_size;
+    struct weft_stack *free;
+    size_t nfree;
+    struct weft_stack_slab *slabs;
+};
+
+/* Per-worker cache, owner worker only. */
+struct weft_stack_cache {
+    struct weft_stack *head;
+    unsigned count;
+};
+
+/* Round a requested size to its class; -1 if out of range. */
+int weft__stack_class(size_t size);
+size_t weft__stack_class_size(int klass);
+
+void weft__stack_pool_init(struct weft_stack_pool *p, int klass);
+void weft__stack_pool_fini(struct weft_stack_pool *p);
+
+/* A stack of p's class: from the cache, else a batch from the pool, else
+ * a new slab. NULL when out of memory. Owner of c only. */
+struct weft_stack *weft__stack_get(struct weft_stack_pool *p,
+                                   struct weft_stack_cache *c,
+                                   unsigned high_water);
+/* Give a stack back. Beyond high_water, half the cache goes back to the
+ * pool with its pages trimmed (S3). Owner of c only. */
+void weft__stack_put(struct weft_stack_pool *p, struct weft_stack_cache *c,
+                     unsigned high_water, struct weft_stack *s);
+/* Return every cached stack to the pool (worker exit). */
+void weft__stack_cache_drain(struct weft_stack_pool *p, struct weft_stack_cache *c);
+
+static inline uint64_t weft__stack_canary_value(const struct weft_stack *s) {
+    return 0x5745465443414e59ull ^ (uint64_t)(uintptr_t)s->canary;
+}
+static inline bool weft__stack_canary_ok(const struct weft_stack *s) {
+    return *s->canary == weft__stack_canary_value(s);
+}
+
+/* Whether a fault at addr with stack pointer sp is an overflow of s:
+ * in its guard page, or sp below its usable region. */
+bool weft__stack_fault_is_overflow(const struct weft_stack *s, uintptr_t addr,
+                                   uintptr_t sp);
+
+/* Stacks with guard pages this process may still make (for tests). */
+long weft__stack_guard_budget(void);
+
+#endif /* WEFT_STACK_H */

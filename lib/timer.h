@@ -1,0 +1,34 @@
+/*
+ * lib/timer.h - the global timer thread: it owns every deadline (sleeps
+ * and the timeout of every `_for` wait). Design comment in timer.c.
+ */
+#ifndef WEFT_TIMER_H
+#define WEFT_TIMER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct weft_sched;
+struct weft_fiber;
+struct weft_timer;
+struct weft_timer_entry;
+
+int weft__timer_create(struct weft_timer **out, struct weft_sched *s);
+/* Stop the thread and free every entry. Only once no fiber waits. */
+void weft__timer_destroy(struct weft_timer *t);
+
+/* Fiber context. At `deadline`, end wait `gen` of f (weft__wait_claim).
+ * NULL when out of memory. The caller must later call
+ * weft__timer_disarm() exactly once, whether or not the entry fired. */
+struct weft_timer_entry *weft__timer_arm(struct weft_timer *t, uint64_t deadline,
+                                         struct weft_fiber *f, uint32_t gen);
+
+/* The wait is over: give the entry back. Returns true if the entry had
+ * fired (the deadline ended the wait, or tried to). */
+bool weft__timer_disarm(struct weft_timer_entry *e);
+
+/* Entries the timer thread holds (live and lazily cancelled): a test
+ * hook for "memory does not grow with abandoned timeouts". */
+uint64_t weft__timer_pending(struct weft_timer *t);
+
+#endif /* WEFT_TIMER_H */

@@ -1,0 +1,226 @@
+/*
+ * lib/wait.c - the wait protocol and waiters.
+ *
+ * Wait protocol
+ *   A fiber that blocks (join, sleep, lock, channel) does it in two steps,
+ *   and only the second makes it visible as parked:
+ *     1. prepare: f->wait = (gen+1, WAITING); register a waiter naming
+ *        gen+1 wherever the event will come from (release);
+ *     2. switch out; the context resumed on the same worker then CASes
+ *        (gen, WAITING) -> (gen, PARKED) ("Publish after switch",
+ *        sched.c).
+ *   A waker claims the wait by CAS on the whole word, naming gen:
+ *     (gen, PARKED)  -> (gen, RUNNABLE): the waker queues the fiber;
+ *     (gen, WAITING) -> (gen, NOTIFIED): the fiber is still on its stack;
+ *        step 2's CAS fails, sees NOTIFIED and queues it instead.
+ *   Exactly one CAS wins, so the fiber is queued once, never lost, never
+ *   run on two threads. A waker of an older wait names an older gen and
+ *   fails: stale wake-ups (a timer that fired late, a task that finished
+ *   after a join timed out) cannot end a later wait.
+ *
+ *   The generation is 32 bits; a stale waker would need the fiber to wait
+ *   2^32 times between its read of gen and its CAS.
+ */
+#include <errno.h>
+
+#include "park.h"
+#include "sched.h"
+#include "timer.h"
+#include "wait.h"
+
+static inline uint64_t word(uint32_t gen, uint32_t bits) {
+    return (uint64_t)gen << 32 | bits;
+}
+
+uint32_t weft__wait_prepare(struct weft_fiber *f, bool cancellable) {
+    uint32_t gen = ++f->wait_gen;
+    /* seq_cst: pairs with the seq_cst load in weft__wait_cancel() after
+     * its store of f->cancel; with the seq_cst cancel check in
+     * waiter_block, one of the two sees the other (store-buffering). The
+     * waiter's own publication is the release of its registration. */
+    atomic_store_explicit(&f->wait,
+                          word(gen, WEFT_WAIT_WAITING |
+                                        (cancellable ? WEFT_WAIT_CANCELLABLE : 0)),
+                          memory_order_seq_cst);
+    return gen;
+}
+
+void weft__wait_abort(struct weft_fiber *f) {
+    /* relaxed: after this the word only matters to wakers, who fail on a
+     * RUNNING state whatever they read; NOTIFIED becomes RUNNING too. */
+    atomic_store_explicit(&f->wait, word(f->wait_gen, WEFT_WAIT_RUNNING),
+                          memory_order_relaxed);
+}
+
+struct weft_worker *weft__wait_park(struct weft_worker *w) {
+    w = weft__sched_switch_out(w, WEFT_AFTER_PARK);
+    struct weft_fiber *f = w->current;
+    /* relaxed: we run, so the waker's claim (acq_rel) is behind us. */
+    atomic_store_explicit(&f->wait, word(f->wait_gen, WEFT_WAIT_RUNNING),
+                          memory_order_relaxed);
+    return w;
+}
+
+void weft__wait_publish(struct weft_fiber *f) {
+    uint64_t cur = atomic_load_explicit(&f->wait, memory_order_relaxed);
+    for (;;) {
+        uint32_t state = (uint32_t)cur & WEFT_WAIT_STATE_MASK;
+        if (state == WEFT_WAIT_NOTIFIED) {
+            /* Woken before we were off its stack: queue it ourselves. */
+            atomic_store_explicit(&f->wait, word((uint32_t)(cur >> 32), WEFT_WAIT_RUNNABLE),
+                                  memory_order_relaxed);
+            weft__sched_ready(f);
+            return;
+        }
+        WEFT_ASSERT(state == WEFT_WAIT_WAITING);
+        uint64_t parked = (cur & ~(uint64_t)WEFT_WAIT_STATE_MASK) | WEFT_WAIT_PARKED;
+        /* release: pairs with the waker's acquire CAS, so the context we
+         * just saved (f->ctx) is visible to whoever resumes it. */
+        if (atomic_compare_exchange_weak_explicit(&f->wait, &cur, parked,
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+            return;
+    }
+}
+
+enum weft_wake_result weft__wait_claim(struct weft_fiber *f, uint32_t gen) {
+    /* acquire: pairs with the release CAS in publish (f->ctx). */
+    uint64_t cur = atomic_load_explicit(&f->wait, memory_order_acquire);
+    for (;;) {
+        if ((uint32_t)(cur >> 32) != gen)
+            return WEFT_WAKE_STALE;
+        uint32_t state = (uint32_t)cur & WEFT_WAIT_STATE_MASK;
+        uint32_t to;
+        if (state == WEFT_WAIT_PARKED)
+            to = WEFT_WAIT_RUNNABLE;
+        else if (state == WEFT_WAIT_WAITING)
+            to = WEFT_WAIT_NOTIFIED;
+        else
+            return WEFT_WAKE_STALE;
+        uint64_t next = (cur & ~(uint64_t)WEFT_WAIT_STATE_MASK) | to;
+        /* acq_rel: acquire the parked context (see above); release what
+         * the waker wrote before waking (the event's data). */
+        if (atomic_compare_exchange_weak_explicit(&f->wait, &cur, next,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return to == WEFT_WAIT_RUNNABLE ? WEFT_WAKE_CLAIMED : WEFT_WAKE_NOTIFIED;
+    }
+}
+
+bool weft__wait_wake(struct weft_fiber *f, uint32_t gen) {
+    enum weft_wake_result r = weft__wait_claim(f, gen);
+    if (r == WEFT_WAKE_CLAIMED)
+        weft__sched_ready(f);
+    return r != WEFT_WAKE_STALE;
+}
+
+void weft__wait_cancel(struct weft_fiber *f) {
+    /* seq_cst: see weft__wait_prepare. */
+    uint64_t cur = atomic_load_explicit(&f->wait, memory_order_seq_cst);
+    if (!(cur & WEFT_WAIT_CANCELLABLE))
+        return;
+    weft__wait_wake(f, (uint32_t)(cur >> 32));
+}
+
+/* ---- Waiters ------------------------------------------------------------- */
+
+void weft__waiter_init(struct weft_waiter *wt, struct weft_fiber *f,
+                       int64_t pending, bool cancellable) {
+    wt->fiber = f;
+    wt->gen = f ? weft__wait_prepare(f, cancellable) : 0;
+    atomic_init(&wt->futex, 0);
+    atomic_init(&wt->pending, pending);
+}
+
+static bool signalled(struct weft_waiter *wt) {
+    /* acquire: pairs with the release decrement in signal: the event's
+     * data (a result) is visible once pending reads 0. */
+    return atomic_load_explicit(&wt->pending, memory_order_acquire) <= 0;
+}
+
+static int thread_block(struct weft_waiter *wt, uint64_t deadline) {
+    for (;;) {
+        /* acquire: pairs with the release store in signal (W2). */
+        if (atomic_load_explicit(&wt->futex, memory_order_acquire))
+            return 0;
+        if (deadline != WEFT_FOREVER && weft_now() >= deadline) {
+            if (!signalled(wt))
+                return -ETIMEDOUT;
+            /* The last signaller is between its decrement and its store
+             * to futex: wait for the store, wt must outlive it (W1). */
+            deadline = WEFT_FOREVER;
+        }
+        weft__park_wait(&wt->futex, 0, deadline);
+    }
+}
+
+static bool cancel_requested(struct weft_fiber *f) {
+    /* seq_cst: see weft__wait_prepare. */
+    return atomic_load_explicit(&f->cancel, memory_order_seq_cst) != 0;
+}
+
+static int fiber_block(struct weft_waiter *wt, uint64_t deadline) {
+    struct weft_fiber *f = wt->fiber;
+    bool cancellable = atomic_load_explicit(&f->wait, memory_order_relaxed) &
+                       WEFT_WAIT_CANCELLABLE;
+    if (signalled(wt) || (cancellable && cancel_requested(f)) ||
+        (deadline != WEFT_FOREVER && weft_now() >= deadline)) {
+        weft__wait_abort(f);
+        goto out;
+    }
+    struct weft_timer_entry *timer = NULL;
+    if (deadline != WEFT_FOREVER) {
+        timer = weft__timer_arm(f->sched->timer, deadline, f, wt->gen);
+        if (!timer) {
+            weft__wait_abort(f);
+            return -ENOMEM;
+        }
+    }
+    weft__wait_park(weft__sched_worker());
+    if (timer)
+        weft__timer_disarm(timer);
+out:
+    if (signalled(wt))
+        return 0;
+    if (cancellable && cancel_requested(f))
+        return -ECANCELED;
+    return -ETIMEDOUT;
+}
+
+int weft__waiter_block(struct weft_waiter *wt, uint64_t deadline) {
+    return wt->fiber ? fiber_block(wt, deadline) : thread_block(wt, deadline);
+}
+
+void weft__waiter_signal(struct weft_waiter *wt) {
+    struct weft_fiber *f = wt->fiber; /* W1: read before the decrement */
+    uint32_t gen = wt->gen;
+    /* acq_rel: release the event's data to the waiter; acquire so that
+     * the last signaller sees every other signaller's data too. */
+    if (atomic_fetch_sub_explicit(&wt->pending, 1, memory_order_acq_rel) != 1)
+        return;
+    if (f) {
+        weft__wait_wake(f, gen);
+        return;
+    }
+    /* A plain thread returns once futex reads 1, and wt may vanish then:
+     * the wake below uses the address only as a key to the kernel, which
+     * is harmless on a vanished word. */
+    atomic_store_explicit(&wt->futex, 1, memory_order_release);
+    weft__park_wake(&wt->futex, 1);
+}
+
+/* ---- Task completion ---------------------------------------------------- */
+
+void weft__task_publish(struct weft_fiber *f, void *result, int err,
+                        uint32_t status) {
+    f->result = result;
+    f->exit_err = err;
+    /* release: pairs with the acquire in weft__fiber_status() (F1). */
+    atomic_store_explicit(&f->status, status, memory_order_release);
+    /* acq_rel: release publishes result to the joiner that reads DONE;
+     * acquire makes the waiter a joiner registered visible to us. */
+    uintptr_t j = atomic_exchange_explicit(&f->joiner, WEFT_JOINER_DONE,
+                                           memory_order_acq_rel);
+    if (j > WEFT_JOINER_DONE)
+        weft__waiter_signal((struct weft_waiter *)j);
+}

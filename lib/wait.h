@@ -1,0 +1,97 @@
+/*
+ * lib/wait.h - how a fiber or a plain thread waits for an event and how
+ * another thread ends the wait. Protocol: "Wait protocol" in wait.c.
+ */
+#ifndef WEFT_WAIT_H
+#define WEFT_WAIT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fiber.h"
+
+struct weft_worker;
+
+/* Wait states, in the low bits of f->wait; the generation is bits 32..63. */
+enum weft_wait_state {
+    WEFT_WAIT_RUNNING = 0,  /* not waiting */
+    WEFT_WAIT_WAITING = 1,  /* registered, still on its stack */
+    WEFT_WAIT_PARKED = 2,   /* switched out; a waker may claim it */
+    WEFT_WAIT_NOTIFIED = 3, /* woken while WAITING; the switch-out queues it */
+    WEFT_WAIT_RUNNABLE = 4, /* claimed by a waker and queued */
+};
+#define WEFT_WAIT_STATE_MASK 0x7u
+#define WEFT_WAIT_CANCELLABLE 0x8u /* weft_cancel may end this wait */
+
+/* What weft__wait_claim() tells a waker. */
+enum weft_wake_result {
+    WEFT_WAKE_STALE = 0,    /* not this wait (already ended, or newer) */
+    WEFT_WAKE_NOTIFIED = 1, /* ended; the fiber queues itself */
+    WEFT_WAKE_CLAIMED = 2,  /* ended; the caller must queue it */
+};
+
+/* Fiber context, the fiber itself. Start a wait: returns its generation,
+ * which wakers must name. */
+uint32_t weft__wait_prepare(struct weft_fiber *f, bool cancellable);
+
+/* Fiber context. Switch out until the wait is ended. Returns the worker
+ * the fiber runs on afterwards. */
+struct weft_worker *weft__wait_park(struct weft_worker *w);
+
+/* Fiber context. End one's own wait without parking (the event came
+ * first). Harmless if a waker also ended it. */
+void weft__wait_abort(struct weft_fiber *f);
+
+/* Any thread. Try to end wait `gen` of f. */
+enum weft_wake_result weft__wait_claim(struct weft_fiber *f, uint32_t gen);
+/* Any thread. Claim, and queue f if the claim says so. True if this call
+ * ended the wait. */
+bool weft__wait_wake(struct weft_fiber *f, uint32_t gen);
+
+/* After-switch half of weft__wait_park, run by the resumed context
+ * ("Publish after switch" in sched.c). */
+void weft__wait_publish(struct weft_fiber *f);
+
+/* Any thread. End f's current wait if it is cancellable. */
+void weft__wait_cancel(struct weft_fiber *f);
+
+/*
+ * A waiter: one fiber or plain thread waiting for `pending` events (a join
+ * waits for 1, a gather for n). Each event calls weft__waiter_signal; the
+ * one that brings pending to zero ends the wait.
+ *
+ * Invariants:
+ *   W1  signal reads fiber/gen before its decrement, and touches nothing
+ *       after it except through weft__wait_wake (the fiber outlives the
+ *       wait), so the waiter may vanish once pending is 0.
+ *   W2  a plain thread's futex goes 0 -> 1 once, with release.
+ */
+struct weft_waiter {
+    struct weft_fiber *fiber;  /* NULL for a plain thread */
+    uint32_t gen;
+    _Atomic uint32_t futex;    /* plain thread: W2 */
+    _Atomic int64_t pending;
+};
+
+/* Prepare a waiter for the calling fiber or thread (f: the calling fiber
+ * or NULL). For a fiber this starts the wait (weft__wait_prepare). */
+void weft__waiter_init(struct weft_waiter *wt, struct weft_fiber *f,
+                       int64_t pending, bool cancellable);
+
+/* Block until the waiter is signalled or the absolute deadline passes
+ * (WEFT_FOREVER: no deadline). Returns 0 or -ETIMEDOUT; for a fiber,
+ * -ECANCELED when its cancellable wait was cancelled. On -ETIMEDOUT or
+ * -ECANCELED the waiter may still be signalled later: the caller must
+ * withdraw it from whatever holds it first. */
+int weft__waiter_block(struct weft_waiter *wt, uint64_t deadline);
+
+/* Any thread. One event for the waiter (W1). */
+void weft__waiter_signal(struct weft_waiter *wt);
+
+#endif /* WEFT_WAIT_H */
+
+/* The task's finish, by whoever ends it: publish result and err (F1),
+ * then signal the joiner, if any. Any thread. */
+void weft__task_publish(struct weft_fiber *f, void *result, int err,
+                        uint32_t status);
