@@ -14,6 +14,12 @@
  *   - Time is uint64_t nanoseconds on CLOCK_MONOTONIC.
  *   - weft's own calls leave errno unchanged; each fiber keeps its own
  *     errno across switches and migrations between worker threads.
+ *     One caveat, common to every M:N runtime on glibc: glibc declares
+ *     __errno_location() `const`, so a compiler may keep errno's address
+ *     in a register across a call that migrates the fiber, and then read
+ *     the previous worker thread's errno. Read errno after such a call
+ *     (join, sleep, yield, any wait) in a separate non-inlined function,
+ *     or not across it.
  *   - "Fiber context" means code running inside a fiber spawned by weft;
  *     "plain thread" means any other thread.
  */
@@ -70,8 +76,8 @@ typedef struct weft_config {
     /* Worker threads. Default: the number of online CPUs. */
     unsigned workers;
     /* Stack reservation per fiber in bytes (virtual; pages are committed
-     * when touched). Rounded up to whole pages. Default 256 KiB; minimum
-     * 16 KiB, maximum 1 GiB. */
+     * when touched). Rounded up to a power of two. Default 256 KiB;
+     * from 16 KiB to 1 GiB, -EINVAL outside. */
     size_t stack_size;
     /* Stacks each worker keeps warm for reuse before returning pages to
      * the OS. Default 64. */
@@ -135,7 +141,8 @@ WEFT_EXPORT int weft_run(weft_runtime *rt, weft_fn fn, void *arg, void **result)
  *            With task == NULL the fiber is detached.
  * Returns:   0, or
  *            -EINVAL  fn is NULL, or rt is NULL outside a fiber, or rt is
- *                     being destroyed;
+ *                     being destroyed and the caller is not one of its
+ *                     fibers (its own fibers may spawn until the end);
  *            -ENOMEM  out of memory.
  *            On error nothing was spawned and *task is NULL.
  * The fiber gets its stack when it first runs, so a queued task costs only
@@ -147,7 +154,7 @@ WEFT_EXPORT int weft_spawn(weft_runtime *rt, weft_fn fn, void *arg,
 /* Per-spawn options for weft_spawn_ex(). Zeroed fields: runtime defaults. */
 typedef struct weft_spawn_opts {
     /* Stack reservation for this fiber in bytes; 0: the runtime's. Same
-     * range as weft_config.stack_size. */
+     * range and rounding as weft_config.stack_size. */
     size_t stack_size;
     uint32_t _reserved[6];
 } weft_spawn_opts;
@@ -191,10 +198,10 @@ WEFT_EXPORT int weft_detach(weft_task *t);
  * Context:   any thread.
  * Returns:   0, with results[i] = ts[i]'s result (results may be NULL), or
  *            the lowest index's error (-ECANCELED). Before waiting every
- *            entry is checked: a NULL or dead entry (-EINVAL), the caller
- *            itself (-EDEADLK), or n == 0 with ts NULL (-EINVAL) consume
- *            nothing. Once it waits, it consumes all. The gatherer is woken
- *            once, not once per task.
+ *            entry is checked, and then nothing is consumed: ts NULL or
+ *            n == 0 (-EINVAL), a NULL or dead entry (-EINVAL), the caller
+ *            itself (-EDEADLK). Once it waits, it consumes all. The
+ *            gatherer is woken once, not once per task.
  */
 WEFT_EXPORT int weft_gather(weft_task *const *ts, size_t n, void **results);
 

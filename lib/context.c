@@ -102,6 +102,7 @@ static inline void after_jump(struct weft_context *self) {
 
 struct weft_transfer weft__context_switch(struct weft_context *from,
                                           struct weft_context *to, void *data) {
+    WEFT_ASSERT(to->fctx != NULL);
     before_jump(from, to, false);
     struct weft_transfer t = jump_fcontext(to->fctx, data);
     after_jump(from);
@@ -110,6 +111,7 @@ struct weft_transfer weft__context_switch(struct weft_context *from,
 
 void weft__context_exit(struct weft_context *from, struct weft_context *to,
                         void *data) {
+    WEFT_ASSERT(to->fctx != NULL);
     before_jump(from, to, true);
     jump_fcontext(to->fctx, data);
     weft__panic("weft: a finished fiber was resumed");

@@ -31,10 +31,15 @@ int weft__deque_push(struct weft_deque *dq, struct weft_fiber *f) {
 
 struct weft_fiber *weft__deque_pop(struct weft_deque *dq) {
     int64_t b = atomic_load_explicit(&dq->bottom, memory_order_relaxed) - 1;
+    /* Empty at a glance: top only grows (I3), so a stale top that is
+     * already >= bottom means empty now; skip the fence. relaxed: see
+     * weft__deque_size(). */
+    if (atomic_load_explicit(&dq->top, memory_order_relaxed) > b)
+        return NULL;
     atomic_store_explicit(&dq->bottom, b, memory_order_relaxed);
     /* Order the bottom store before the top load; pairs with the fence in
      * steal() (store-buffering: one of the two sides sees the other). */
-    atomic_thread_fence(memory_order_seq_cst);
+    weft__fence_seq_cst();
     int64_t t = atomic_load_explicit(&dq->top, memory_order_relaxed);
     if (t > b) {
         /* Empty: restore bottom (I1). */
@@ -60,7 +65,7 @@ struct weft_fiber *weft__deque_steal(struct weft_deque *dq) {
     int64_t t = atomic_load_explicit(&dq->top, memory_order_acquire);
     /* Order the top load before the bottom load; pairs with the fence in
      * pop(). */
-    atomic_thread_fence(memory_order_seq_cst);
+    weft__fence_seq_cst();
     /* acquire: pairs with the release store of bottom in push(). */
     int64_t b = atomic_load_explicit(&dq->bottom, memory_order_acquire);
     if (t >= b)

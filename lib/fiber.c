@@ -4,7 +4,92 @@
 
 #include "fiber.h"
 
-struct weft_fiber *weft__fiber_new(struct weft_fiber_cache *cache,
+/* Blocks per chunk: one malloc per 256 spawns at the most. */
+#define CHUNK_BLOCKS 256u
+
+static size_t block_size(void) {
+    return (sizeof(struct weft_fiber) + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1);
+}
+
+void weft__fiber_pool_init(struct weft_fiber_pool *pool) {
+    pthread_mutex_init(&pool->lock, NULL);
+    pool->free = NULL;
+    pool->nfree = 0;
+    pool->chunks = NULL;
+    pool->nchunks = pool->chunks_cap = 0;
+}
+
+void weft__fiber_pool_fini(struct weft_fiber_pool *pool) {
+    for (size_t i = 0; i < pool->nchunks; i++)
+        free(pool->chunks[i]);
+    free(pool->chunks);
+    pool->chunks = NULL;
+    pool->nchunks = pool->chunks_cap = 0;
+    pool->free = NULL;
+    pool->nfree = 0;
+    pthread_mutex_destroy(&pool->lock);
+}
+
+/* Caller holds pool->lock. A new chunk's blocks go on the free list. */
+static bool grow_locked(struct weft_fiber_pool *pool) {
+    if (pool->nchunks == pool->chunks_cap) {
+        size_t cap = pool->chunks_cap ? 2 * pool->chunks_cap : 16;
+        void **chunks = realloc(pool->chunks, cap * sizeof *chunks);
+        if (!chunks)
+            return false;
+        pool->chunks = chunks;
+        pool->chunks_cap = cap;
+    }
+    char *chunk = aligned_alloc(WEFT_CACHELINE, CHUNK_BLOCKS * block_size());
+    if (!chunk)
+        return false;
+    pool->chunks[pool->nchunks++] = chunk;
+    for (unsigned i = 0; i < CHUNK_BLOCKS; i++) {
+        struct weft_fiber *f = (struct weft_fiber *)(void *)(chunk + i * block_size());
+        f->magic = WEFT_FIBER_DEAD;
+        f->pool = pool;
+        f->qnext = pool->free;
+        pool->free = f;
+    }
+    pool->nfree += CHUNK_BLOCKS;
+    return true;
+}
+
+/* Move up to n blocks from the pool into cache (or just one out, when
+ * cache is NULL). Returns one block, or NULL when out of memory. */
+static struct weft_fiber *take_from_pool(struct weft_fiber_pool *pool,
+                                         struct weft_fiber_cache *cache, unsigned n) {
+    pthread_mutex_lock(&pool->lock);
+    if (!pool->free && !grow_locked(pool)) {
+        pthread_mutex_unlock(&pool->lock);
+        return NULL;
+    }
+    struct weft_fiber *f = pool->free;
+    pool->free = f->qnext;
+    pool->nfree--;
+    for (unsigned i = 1; cache && i < n && pool->free; i++) {
+        struct weft_fiber *g = pool->free;
+        pool->free = g->qnext;
+        pool->nfree--;
+        g->qnext = cache->head;
+        cache->head = g;
+        cache->count++;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return f;
+}
+
+static void give_to_pool(struct weft_fiber_pool *pool, struct weft_fiber *first,
+                         struct weft_fiber *last, size_t n) {
+    pthread_mutex_lock(&pool->lock);
+    last->qnext = pool->free;
+    pool->free = first;
+    pool->nfree += n;
+    pthread_mutex_unlock(&pool->lock);
+}
+
+struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
+                                   struct weft_fiber_cache *cache,
                                    struct weft_sched *s, weft_fn fn, void *arg,
                                    int stack_class, bool has_handle) {
     struct weft_fiber *f;
@@ -13,8 +98,7 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_cache *cache,
         cache->head = f->qnext;
         cache->count--;
     } else {
-        f = aligned_alloc(WEFT_CACHELINE,
-                          (sizeof *f + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1));
+        f = take_from_pool(pool, cache, WEFT_FIBER_CACHE_MAX / 4);
         if (!f)
             return NULL;
     }
@@ -26,6 +110,7 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_cache *cache,
     f->fn = fn;
     f->arg = arg;
     f->sched = s;
+    f->pool = pool;
     f->stack_class = (uint8_t)stack_class;
     f->inlined = false;
     /* relaxed: the block is private until published by a run-queue push
@@ -37,32 +122,61 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_cache *cache,
     atomic_store_explicit(&f->cancel, 0, memory_order_relaxed);
     atomic_store_explicit(&f->joiner, WEFT_JOINER_NONE, memory_order_relaxed);
     atomic_store_explicit(&f->fwd_lock, 0, memory_order_relaxed);
-    f->forward_to = NULL;
+    atomic_store_explicit(&f->forward_to, NULL, memory_order_relaxed);
+    atomic_store_explicit(&f->inline_child, NULL, memory_order_relaxed);
+    f->inline_host = NULL;
     f->result = NULL;
     f->exit_err = 0;
     return f;
 }
 
-void weft__fiber_unref(struct weft_fiber *f, struct weft_fiber_cache *cache) {
-    /* acq_rel: the last owner must see every write the other made before
-     * its own unref (release), before it recycles the block (acquire). */
-    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
-        return;
+static void recycle(struct weft_fiber *f, struct weft_fiber_cache *cache) {
     f->magic = WEFT_FIBER_DEAD;
-    if (cache && cache->count < WEFT_FIBER_CACHE_MAX) {
-        f->qnext = cache->head;
-        cache->head = f;
-        cache->count++;
+    if (!cache) {
+        give_to_pool(f->pool, f, f, 1);
         return;
     }
-    free(f);
+    f->qnext = cache->head;
+    cache->head = f;
+    if (++cache->count <= WEFT_FIBER_CACHE_MAX)
+        return;
+    /* Too many: the older half goes back to the pool. */
+    struct weft_fiber *cut = cache->head;
+    for (unsigned i = 1; i < WEFT_FIBER_CACHE_MAX / 2; i++)
+        cut = cut->qnext;
+    struct weft_fiber *first = cut->qnext, *last = first;
+    size_t n = 1;
+    while (last->qnext) {
+        last = last->qnext;
+        n++;
+    }
+    cut->qnext = NULL;
+    cache->count -= (unsigned)n;
+    give_to_pool(f->pool, first, last, n);
 }
 
-void weft__fiber_cache_drain(struct weft_fiber_cache *cache) {
-    while (cache->head) {
-        struct weft_fiber *f = cache->head;
-        cache->head = f->qnext;
-        free(f);
+void weft__fiber_unref_n(struct weft_fiber *f, uint32_t n, struct weft_fiber_cache *cache) {
+    /* acq_rel: the last owner must see every write the other made before
+     * its own unref (release), before it recycles the block (acquire). */
+    if (atomic_fetch_sub_explicit(&f->refs, n, memory_order_acq_rel) == n)
+        recycle(f, cache);
+}
+
+void weft__fiber_release_owned(struct weft_fiber *f, struct weft_fiber_cache *cache) {
+    WEFT_DEBUG_ASSERT(atomic_load_explicit(&f->refs, memory_order_relaxed) == 2);
+    recycle(f, cache);
+}
+
+void weft__fiber_cache_drain(struct weft_fiber_cache *cache, struct weft_fiber_pool *pool) {
+    if (!cache->head)
+        return;
+    struct weft_fiber *last = cache->head;
+    size_t n = 1;
+    while (last->qnext) {
+        last = last->qnext;
+        n++;
     }
+    give_to_pool(pool, cache->head, last, n);
+    cache->head = NULL;
     cache->count = 0;
 }

@@ -34,6 +34,7 @@
 #ifndef WEFT_FIBER_H
 #define WEFT_FIBER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -79,6 +80,7 @@ struct weft_fiber {
     weft_fn fn;
     void *arg;
     struct weft_sched *sched;
+    struct weft_fiber_pool *pool;  /* where the block returns (P1) */
     uint8_t stack_class;
     bool inlined;                  /* ran on its joiner's stack (F3) */
 
@@ -90,9 +92,35 @@ struct weft_fiber {
     _Atomic uint32_t cancel;       /* sticky; set by weft_cancel */
     _Atomic uintptr_t joiner;      /* NONE, a waiter, or DONE (F1) */
     _Atomic uint32_t fwd_lock;     /* spinlock for forward_to */
-    const struct weft_forward *forward_to; /* fwd_lock (join.c) */
+    /* Set and cleared by the fiber itself; read by cancellers holding
+     * fwd_lock ("Cancellation" in join.c). */
+    _Atomic(const struct weft_forward *) forward_to;
+    /* The task this fiber runs inline on its stack ("Inline join"); same
+     * protocol as forward_to. */
+    _Atomic(struct weft_fiber *) inline_child;
+    /* While this task runs inline: the fiber whose stack it runs on.
+     * Written by that fiber before the run; immutable during it. */
+    struct weft_fiber *inline_host;
     void *result;                  /* F1 */
     int exit_err;                  /* F1: 0, or -ECANCELED */
+};
+
+/*
+ * Control blocks come from a per-runtime pool: chunks that live until the
+ * runtime is destroyed. So a stale handle (consumed, or never consumed)
+ * still points to readable memory, the dead-handle checks are safe, and
+ * destroy frees every block, consumed or not, at once.
+ *
+ * Invariants:
+ *   P1  a free block is in exactly one list: a worker's cache or the pool.
+ *   P2  blocks are freed only by weft__fiber_pool_fini().
+ */
+struct weft_fiber_pool {
+    pthread_mutex_t lock;
+    struct weft_fiber *free;  /* lock */
+    size_t nfree;             /* lock */
+    void **chunks;            /* lock */
+    size_t nchunks, chunks_cap;
 };
 
 /* Per-worker cache of free control blocks. Owner worker only. */
@@ -101,24 +129,50 @@ struct weft_fiber_cache {
     unsigned count;
 };
 
-#define WEFT_FIBER_CACHE_MAX 4096u
+/* Beyond this many, a worker's cache gives half back to the pool (a
+ * worker that only joins would otherwise hoard what another allocates). */
+#define WEFT_FIBER_CACHE_MAX 1024u
 
-/* A zeroed, initialised control block with refs = 1 + has_handle.
- * cache may be NULL (plain threads). NULL when out of memory. */
-struct weft_fiber *weft__fiber_new(struct weft_fiber_cache *cache,
+void weft__fiber_pool_init(struct weft_fiber_pool *pool);
+void weft__fiber_pool_fini(struct weft_fiber_pool *pool);
+
+/* A zeroed, initialised control block with refs = 1 + has_handle, from
+ * cache (a worker's; NULL on plain threads), else from the pool. NULL
+ * when out of memory. */
+struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
+                                   struct weft_fiber_cache *cache,
                                    struct weft_sched *s, weft_fn fn, void *arg,
                                    int stack_class, bool has_handle);
 
-/* Drop one reference; the last frees into cache (or to the allocator). */
-void weft__fiber_unref(struct weft_fiber *f, struct weft_fiber_cache *cache);
+/* Drop n references; the last returns the block to cache, or to its pool
+ * when cache is NULL. */
+void weft__fiber_unref_n(struct weft_fiber *f, uint32_t n, struct weft_fiber_cache *cache);
+static inline void weft__fiber_unref(struct weft_fiber *f, struct weft_fiber_cache *cache) {
+    weft__fiber_unref_n(f, 1, cache);
+}
 
-/* Free every block of a cache (worker exit). */
-void weft__fiber_cache_drain(struct weft_fiber_cache *cache);
+/* Give a cache's blocks back to the pool (worker exit). */
+void weft__fiber_cache_drain(struct weft_fiber_cache *cache, struct weft_fiber_pool *pool);
 
 /* Whether p looks like a control block weft handed out and not freed. */
 static inline bool weft__fiber_valid(const struct weft_fiber *f) {
     return f && f->magic == WEFT_FIBER_MAGIC;
 }
+
+/* Whether f, or a fiber it runs inline on, was asked to cancel: a task
+ * run inline inherits its joiner's cancellation (the joiner would have
+ * forwarded it). seq_cst: pairs with weft_cancel's exchange of the flag
+ * (see weft__wait_prepare, and "Cancellation" in join.c). */
+static inline bool weft__fiber_cancel_requested(const struct weft_fiber *f) {
+    for (; f; f = f->inline_host)
+        if (atomic_load_explicit(&((struct weft_fiber *)f)->cancel, memory_order_seq_cst))
+            return true;
+    return false;
+}
+
+/* Free a block whose two references (run and handle) are both the
+ * caller's: nobody else can reach it, so no atomic is needed. */
+void weft__fiber_release_owned(struct weft_fiber *f, struct weft_fiber_cache *cache);
 
 static inline uint32_t weft__fiber_status(struct weft_fiber *f) {
     /* acquire: pairs with the release that set DONE/CANCELLED, so result

@@ -16,10 +16,11 @@
  *   finisher alone wakes the gatherer: one wake-up per gather.
  *
  * Inline join
- *   A fiber that joins a task it spawned itself, which no worker has
- *   taken yet (it is still in this worker's `next` slot or at the bottom
- *   of its deque), runs the task's body right there, on its own stack, as
- *   a plain call: no stack to find, no switch, no wake-up. While it runs,
+ *   A fiber that joins a task which no worker has taken yet (it is still
+ *   among the last few fibers of this worker's deque) runs its body right
+ *   there, on its own stack, as a plain call: no stack to find, no
+ *   switch, no wake-up; and the awaited task starts first, as in asyncio,
+ *   whatever the LIFO order would have picked. While it runs,
  *   the task is the current fiber (weft_self, cancellation and waits are
  *   the task's), and it may block and migrate like any fiber, its context
  *   borrowing the joiner's stack (fiber.h F3). Only done when the joiner
@@ -30,10 +31,18 @@
  * Cancellation (DESIGN 2.5)
  *   weft_cancel on a NEW task finishes it at once (status CAS NEW ->
  *   CANCELLED, racing the worker that would start it). On a started task
- *   it sets the sticky flag, forwards to the tasks the fiber joins (under
- *   its fwd_lock, so they are alive: the joiner consumes them only after
- *   clearing forward_to), and ends its current wait if that is
- *   cancellable (wait.c). The sticky flag also stops forwarding cycles.
+ *   it sets the sticky flag, forwards to the tasks the fiber joins and to
+ *   the task it runs inline (under its fwd_lock, so they are alive: the
+ *   joiner consumes them only after clearing forward_to / inline_child
+ *   and seeing the lock free, with a full barrier between the two), and
+ *   ends its current wait if that is cancellable (wait.c). The sticky
+ *   flag also stops forwarding cycles.
+ *
+ *   A task run inline also inherits its host's flag: cancellation checks
+ *   walk inline_host (weft__fiber_cancel_requested). That covers a cancel
+ *   that reads inline_child before its store is visible: the task's own
+ *   cancellable waits begin with a seq_cst store (weft__wait_prepare), so
+ *   they see the host's flag if the canceller missed the task.
  */
 #include <errno.h>
 #include <sched.h>
@@ -50,9 +59,13 @@ static bool handle_ok(struct weft_fiber *f) {
            atomic_load_explicit(&f->handle_live, memory_order_relaxed) == 1;
 }
 
-static struct weft_fiber_cache *local_cache(struct weft_sched *s) {
-    struct weft_worker *w = weft__sched_worker();
+/* The caller's control-block cache if it is a worker of s, else NULL. */
+static struct weft_fiber_cache *cache_of(struct weft_worker *w, struct weft_sched *s) {
     return w && w->sched == s ? &w->fibers : NULL;
+}
+
+static struct weft_fiber_cache *local_cache(struct weft_sched *s) {
+    return cache_of(weft__sched_worker(), s);
 }
 
 /* ---- Spawn -------------------------------------------------------------- */
@@ -63,13 +76,12 @@ int weft_spawn_ex(weft_runtime *rt, weft_fn fn, void *arg, const weft_spawn_opts
         *task = NULL;
     if (!fn)
         return -EINVAL;
+    struct weft_worker *w = weft__sched_worker();
     struct weft_sched *s;
-    if (rt) {
+    if (rt)
         s = weft__runtime_sched(rt);
-    } else {
-        struct weft_worker *w = weft__sched_worker();
+    else
         s = w && w->current ? w->sched : NULL;
-    }
     if (!s)
         return -EINVAL;
     int klass = s->default_class;
@@ -78,18 +90,25 @@ int weft_spawn_ex(weft_runtime *rt, weft_fn fn, void *arg, const weft_spawn_opts
             if (opts->_reserved[i])
                 return -EINVAL;
         if (opts->stack_size) {
-            size_t size = opts->stack_size < WEFT_STACK_MIN ? WEFT_STACK_MIN : opts->stack_size;
-            klass = weft__stack_class(size);
+            if (opts->stack_size < WEFT_STACK_MIN)
+                return -EINVAL;
+            klass = weft__stack_class(opts->stack_size);
             if (klass < 0)
                 return -EINVAL;
         }
     }
-    struct weft_fiber *f = weft__fiber_new(local_cache(s), s, fn, arg, klass, task != NULL);
-    if (!f)
+    int rc = weft__sched_admit(s, w);
+    if (rc)
+        return rc;
+    struct weft_fiber *f =
+        weft__fiber_new(&s->fibers, cache_of(w, s), s, fn, arg, klass, task != NULL);
+    if (!f) {
+        weft__sched_unadmit(s, w);
         return -ENOMEM;
+    }
     if (task)
         *task = (weft_task *)f;
-    weft__sched_submit(s, f);
+    weft__sched_submit(s, w, f);
     return 0;
 }
 
@@ -99,14 +118,19 @@ int weft_spawn(weft_runtime *rt, weft_fn fn, void *arg, weft_task **task) {
 
 /* ---- Consuming handles -------------------------------------------------- */
 
-/* Take the result of a finished task and drop the handle's reference. */
-static int consume(struct weft_fiber *f, void **result) {
+/* Take the result of a finished task; drop the handle's reference. */
+static int take_result(struct weft_fiber *f, void **result) {
     /* acquire: F1, pairs with the release in weft__task_publish. */
     (void)weft__fiber_status(f);
     int err = f->exit_err;
     if (result)
         *result = err ? NULL : f->result;
     atomic_store_explicit(&f->handle_live, 0, memory_order_relaxed);
+    return err;
+}
+
+static int consume(struct weft_fiber *f, void **result) {
+    int err = take_result(f, result);
     weft__fiber_unref(f, local_cache(f->sched));
     return err;
 }
@@ -135,9 +159,10 @@ static int cancel_fiber(struct weft_fiber *f);
 
 static void fwd_lock(struct weft_fiber *f) {
     uint32_t unlocked = 0;
-    /* acquire: pairs with the release in fwd_unlock. */
+    /* seq_cst: see forward_end(); also acquires the previous holder's
+     * release in fwd_unlock. */
     while (!atomic_compare_exchange_weak_explicit(&f->fwd_lock, &unlocked, 1,
-                                                  memory_order_acquire,
+                                                  memory_order_seq_cst,
                                                   memory_order_relaxed)) {
         unlocked = 0;
         weft__cpu_relax();
@@ -149,16 +174,17 @@ static void fwd_unlock(struct weft_fiber *f) {
 }
 
 static bool cancel_requested(struct weft_fiber *f) {
-    return f && atomic_load_explicit(&f->cancel, memory_order_seq_cst);
+    return f && weft__fiber_cancel_requested(f);
 }
 
 /* While self waits for fw's tasks, a cancel of self reaches them. */
 static void forward_begin(struct weft_fiber *self, const struct weft_forward *fw) {
     if (!self)
         return;
-    fwd_lock(self);
-    self->forward_to = fw;
-    fwd_unlock(self);
+    /* seq_cst: pairs with the canceller's seq_cst exchange of f->cancel
+     * before it reads forward_to: either it sees fw, or we see its flag
+     * below (store-buffering). */
+    atomic_store_explicit(&self->forward_to, fw, memory_order_seq_cst);
     /* A cancel that came before forward_to was set did not forward. */
     if (cancel_requested(self))
         for (size_t i = 0; i < fw->n; i++)
@@ -166,12 +192,15 @@ static void forward_begin(struct weft_fiber *self, const struct weft_forward *fw
                 cancel_fiber(fw->tasks[i]);
 }
 
+/* Stop forwarding; on return no canceller still reads fw's tasks. */
 static void forward_end(struct weft_fiber *self) {
     if (!self)
         return;
-    fwd_lock(self);
-    self->forward_to = NULL;
-    fwd_unlock(self);
+    /* seq_cst: pairs with the canceller's seq_cst lock then load: if we
+     * read the lock free, its later load of forward_to sees NULL. */
+    atomic_store_explicit(&self->forward_to, NULL, memory_order_seq_cst);
+    while (atomic_load_explicit(&self->fwd_lock, memory_order_seq_cst))
+        weft__cpu_relax();
 }
 
 static int cancel_fiber(struct weft_fiber *f) {
@@ -190,11 +219,14 @@ static int cancel_fiber(struct weft_fiber *f) {
     if (atomic_exchange_explicit(&f->cancel, 1, memory_order_seq_cst))
         return 0; /* sticky: already requested and forwarded */
     fwd_lock(f);
-    const struct weft_forward *fw = f->forward_to;
+    const struct weft_forward *fw = atomic_load_explicit(&f->forward_to, memory_order_seq_cst);
     if (fw)
         for (size_t i = 0; i < fw->n; i++)
             if (fw->tasks[i])
                 cancel_fiber(fw->tasks[i]);
+    struct weft_fiber *child = atomic_load_explicit(&f->inline_child, memory_order_seq_cst);
+    if (child)
+        cancel_fiber(child);
     fwd_unlock(f);
     weft__wait_cancel(f);
     return 0;
@@ -213,9 +245,10 @@ bool weft_cancelled(void) {
 
 /* ---- Join --------------------------------------------------------------- */
 
-/* "Inline join": run f's body here if it is ours and untouched. */
-static bool try_inline(struct weft_fiber *self, struct weft_fiber *f) {
-    struct weft_worker *w = weft__sched_worker();
+/* "Inline join": run f's body here if it is ours and untouched. Returns
+ * true when f has finished (run here, or cancelled before it ran); its
+ * run reference is then the caller's. */
+static bool try_inline(struct weft_worker *w, struct weft_fiber *self, struct weft_fiber *f) {
     if (f->sched != w->sched ||
         atomic_load_explicit(&f->status, memory_order_relaxed) != WEFT_FIBER_NEW)
         return false;
@@ -229,23 +262,30 @@ static bool try_inline(struct weft_fiber *self, struct weft_fiber *f) {
     if (!atomic_compare_exchange_strong_explicit(&f->status, &status, WEFT_FIBER_STARTED,
                                                  memory_order_acquire,
                                                  memory_order_acquire)) {
-        weft__sched_drop(w, f); /* cancelled first: already finished */
+        weft__sched_count_finished(w); /* cancelled first: already finished */
         return true;
     }
     f->stack = self->stack;
     f->inlined = true;
+    f->inline_host = self;
     weft__context_borrow(&f->ctx, &self->ctx);
-    struct weft_fiber *const tasks[1] = {f};
-    const struct weft_forward fw = {tasks, 1};
-    forward_begin(self, &fw);
+    /* release: a canceller that reads it (under our fwd_lock) sees f set
+     * up. No fence needed here: see "Cancellation" (the task's own
+     * cancellable waits begin with a full barrier and check our flag). */
+    atomic_store_explicit(&self->inline_child, f, memory_order_release);
     w->current = f;
     void *result = f->fn(f->arg);
     w = weft__sched_worker(); /* the body may have migrated us */
+    atomic_store_explicit(&self->inline_child, NULL, memory_order_release);
+    /* The exchange in publish is a full barrier between the store above
+     * and the load of fwd_lock below: a canceller that still holds the
+     * lock may be cancelling f, which must outlive it. */
     weft__task_publish(f, result, 0, WEFT_FIBER_DONE);
+    while (atomic_load_explicit(&self->fwd_lock, memory_order_seq_cst))
+        weft__cpu_relax();
     f->stack = NULL;
-    /* The handle's reference keeps f alive for consume(). */
-    weft__sched_inline_done(w, f, self);
-    forward_end(self);
+    weft__sched_count_finished(w);
+    w->current = self;
     return true;
 }
 
@@ -275,11 +315,18 @@ static int join_until(weft_task *t, uint64_t deadline, void **result) {
         *result = NULL;
     if (!handle_ok(f))
         return -EINVAL;
-    struct weft_fiber *self = weft__sched_current();
+    struct weft_worker *w = weft__sched_worker();
+    struct weft_fiber *self = w ? w->current : NULL;
     if (self == f)
         return -EDEADLK;
-    if (self && try_inline(self, f))
-        return consume(f, result);
+    /* Not with a deadline: an inline body cannot be left on time. */
+    if (self && deadline == WEFT_FOREVER && try_inline(w, self, f)) {
+        int err = take_result(f, result);
+        /* The body may have moved us to another worker: ask again. */
+        w = weft__sched_worker();
+        weft__fiber_release_owned(f, &w->fibers); /* run + handle: ours */
+        return err;
+    }
     if (finished(f))
         return consume(f, result);
 
@@ -378,10 +425,30 @@ int weft_gather(weft_task *const *ts, size_t n, void **results) {
     int rc = check_tasks(ts, n, self);
     if (rc)
         return rc;
-    /* Run inline what we spawned last and nobody took, newest first. */
-    if (self)
-        for (size_t i = n; i-- > 0 && try_inline(self, fiber_of(ts[i]));)
-            ;
+    /* Run inline, in index order (asyncio starts gathered tasks in
+     * order), the tasks still at the bottom of our deque. The first that
+     * blocks lets the worker start the next one. */
+    size_t i = 0;
+    for (; self && i < n; i++) {
+        struct weft_fiber *f = fiber_of(ts[i]);
+        if (finished(f))
+            continue;
+        struct weft_worker *w = weft__sched_worker();
+        if (!try_inline(w, self, f))
+            break;
+        weft__fiber_unref(f, local_cache(self->sched));
+    }
+    /* The rest, newest first, while they sit at the bottom of our deque:
+     * each one inlined is one stack and one wake-up saved. */
+    for (size_t j = n; self && j-- > i;) {
+        struct weft_fiber *f = fiber_of(ts[j]);
+        if (finished(f))
+            continue;
+        struct weft_worker *w = weft__sched_worker();
+        if (!try_inline(w, self, f))
+            break;
+        weft__fiber_unref(f, local_cache(self->sched));
+    }
     struct weft_waiter wt;
     weft__waiter_init(&wt, self, 1, false);
     bool dup = false, saw_done = false;

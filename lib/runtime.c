@@ -39,10 +39,8 @@ static int check_config(const weft_config *cfg, unsigned *workers, int *klass,
     if (*workers > WEFT_MAX_WORKERS)
         return -EINVAL;
     size_t stack = cfg->stack_size ? cfg->stack_size : WEFT_STACK_DEFAULT;
-    if (stack > WEFT_STACK_MAX)
+    if (stack > WEFT_STACK_MAX || stack < WEFT_STACK_MIN)
         return -EINVAL;
-    if (stack < WEFT_STACK_MIN)
-        stack = WEFT_STACK_MIN;
     *klass = weft__stack_class(stack);
     *cache = cfg->stack_cache ? cfg->stack_cache : DEFAULT_STACK_CACHE;
     if (*cache > 1u << 20)
@@ -124,6 +122,7 @@ int weft_runtime_destroy(weft_runtime *rt) {
                                                  memory_order_relaxed))
         return -EINVAL; /* another thread is destroying it */
     int saved_errno = errno;
+    weft__sched_close(s);
     wait_quiescent(s);
     rt->magic = 0;
     weft__sched_stop(s);

@@ -30,7 +30,9 @@
  *   1. every WEFT_FAIR_EVERY picks: the inject queue, the yield list and
  *      the oldest fiber of its own deque (fairness: nothing queued waits
  *      more than a bounded number of picks, whatever the LIFO side does);
- *   2. its `next` slot (the fiber just spawned or woken: cache-hot, and a
+ *      and if workers are idle, the yield list moves to the deque, where
+ *      they can steal from it;
+ *   2. its `next` slot (the fiber just woken: cache-hot, and a
  *      producer/consumer pair stays on one core), then its own deque,
  *      newest first (fork-join runs depth-first, so live stacks stay
  *      proportional to depth x workers), then its yield list;
@@ -61,7 +63,20 @@
  *   forbid both loads missing both stores (store-buffering). The woken
  *   worker starts as a spinner, counted by its waker.
  *
+ * Local pushes
+ *   A worker that queues on its own deque (a spawn, a fiber kicked out of
+ *   the `next` slot) checks nidle and nspinning with relaxed loads and no
+ *   S2 fence: a fence per spawn costs more than the spawn. The race it
+ *   leaves is benign for liveness: the fiber is on a running worker's own
+ *   deque and that worker runs it; only parallelism can be delayed, until
+ *   the next push sees the parked worker (Go's runqput + wakep() make the
+ *   same trade). Pushes from outside the workers (inject queue, timer)
+ *   keep the fence: no running worker owns those.
+ *
  * Rejected designs
+ *   - Spawning into the `next` slot: the task cannot be stolen until its
+ *     parent blocks, so two tasks spawned and joined by one fiber ran one
+ *     after the other on one worker.
  *   - One global run queue: every spawn and wake contends on one line.
  *   - Always switching through the worker's own context: two jumps per
  *     switch instead of one.
@@ -111,8 +126,16 @@
 #define WEFT_FAIR_EVERY 61
 /* Most fibers moved from the inject queue in one take. */
 #define WEFT_INJECT_BATCH 64
-/* Rounds over all victims before a spinning worker parks. */
-#define WEFT_STEAL_ROUNDS 4
+/* How long a spinning worker searches before it parks: long enough that
+ * a stream of spawns does not pay a futex wake each (a wake costs about
+ * a microsecond on each side); short enough to be noise on an idle CPU.
+ * Picked, not measured to be optimal. */
+#define WEFT_SPIN_NS (50 * WEFT_USEC)
+/* Pauses between rounds (~2 us at the ~12 ns a PAUSE took here): the
+ * delay after which a victim's lone fiber counts as waiting, not about
+ * to be joined. Polling a victim more often costs its owner a cache miss
+ * on nearly every push and pop (measured: spawn+join 52 -> 104 ns). */
+#define WEFT_SPIN_PAUSES 160
 
 enum { PARK_RUNNING = 0, PARK_IDLE = 1, PARK_NOTIFIED = 2 };
 
@@ -196,7 +219,7 @@ static void push_deque(struct weft_worker *w, struct weft_fiber *f) {
 void weft__sched_notify(struct weft_sched *s) {
     /* S2: pairs with P2 in park() (store-buffering; see "Parking
      * protocol"). */
-    atomic_thread_fence(memory_order_seq_cst);
+    weft__fence_seq_cst();
     if (atomic_load_explicit(&s->nspinning, memory_order_relaxed) != 0 ||
         atomic_load_explicit(&s->nidle, memory_order_relaxed) == 0)
         return;
@@ -224,30 +247,89 @@ void weft__sched_notify(struct weft_sched *s) {
     atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_relaxed);
 }
 
-/* Put f where this worker runs it next; what was there goes to the deque,
- * where others can steal it. */
-static void push_next(struct weft_worker *w, struct weft_fiber *f) {
-    struct weft_fiber *old = w->next;
-    w->next = f;
-    if (old) {
-        push_deque(w, old);
-        weft__sched_notify(w->sched);
-    }
+static void count_finished(struct weft_worker *w) {
+    uint64_t n = atomic_load_explicit(&w->finished, memory_order_relaxed);
+    /* release: pairs with the acquire in quiescent() ("Shutdown"). */
+    atomic_store_explicit(&w->finished, n + 1, memory_order_release);
 }
 
-void weft__sched_submit(struct weft_sched *s, struct weft_fiber *f) {
-    struct weft_worker *w = weft__sched_worker();
+/* After a worker queued work on its own deque. The check is relaxed, with
+ * no S2 fence: a worker announcing idleness at the same instant may miss
+ * this push and park ("Local pushes" in the design comment). */
+static void notify_local(struct weft_sched *s) {
+    if (atomic_load_explicit(&s->nidle, memory_order_relaxed) == 0 ||
+        atomic_load_explicit(&s->nspinning, memory_order_relaxed) != 0)
+        return;
+    weft__sched_notify(s);
+}
+
+/* Put f where this worker runs it next; what was there goes to the deque.
+ * Either way the work can be stolen: notify. */
+static void push_next(struct weft_worker *w, struct weft_fiber *f) {
+    /* relaxed: only thieves change it, and only from non-NULL to NULL, so
+     * an empty slot stays empty until we fill it. */
+    struct weft_fiber *old = atomic_load_explicit(&w->next, memory_order_relaxed);
+    if (!old) {
+        /* release: pairs with the thief's acquire CAS (f's fields). */
+        atomic_store_explicit(&w->next, f, memory_order_release);
+    } else {
+        /* acq_rel: may race a thief's CAS for old; whoever wins owns it. */
+        old = atomic_exchange_explicit(&w->next, f, memory_order_acq_rel);
+        if (old)
+            push_deque(w, old);
+    }
+    notify_local(w->sched);
+}
+
+/* Owner. Take the LIFO slot's fiber, unless a thief took it first. */
+static struct weft_fiber *take_next(struct weft_worker *w) {
+    if (!atomic_load_explicit(&w->next, memory_order_relaxed))
+        return NULL;
+    /* acquire: pairs with the release in push_next (a fiber the owner put
+     * there itself, or an earlier wake's). */
+    return atomic_exchange_explicit(&w->next, NULL, memory_order_acquire);
+}
+
+int weft__sched_admit(struct weft_sched *s, struct weft_worker *w) {
     if (w && w->sched == s) {
         /* relaxed: owner-only counter; ordered for quiescent() by the
          * release of the spawning task's own finish ("Shutdown"). */
         uint64_t n = atomic_load_explicit(&w->spawned, memory_order_relaxed);
         atomic_store_explicit(&w->spawned, n + 1, memory_order_relaxed);
+        return 0;
+    }
+    /* seq_cst, both: pairs with weft__sched_close()'s store and its
+     * quiescence check: either we see closing, or destroy sees our count
+     * and waits for this task (store-buffering). */
+    atomic_fetch_add_explicit(&s->spawned_outside, 1, memory_order_seq_cst);
+    if (!atomic_load_explicit(&s->closing, memory_order_seq_cst))
+        return 0;
+    weft__sched_unadmit(s, w);
+    return -EINVAL;
+}
+
+void weft__sched_unadmit(struct weft_sched *s, struct weft_worker *w) {
+    if (w && w->sched == s) {
+        count_finished(w);
+        return;
+    }
+    /* release: pairs with the acquire loads in quiescent(). */
+    atomic_fetch_add_explicit(&s->finished_outside, 1, memory_order_release);
+    /* A destroy may be waiting on this count: a parked worker re-checks
+     * quiescence when woken (P2). */
+    weft__sched_notify(s);
+}
+
+void weft__sched_close(struct weft_sched *s) {
+    atomic_store_explicit(&s->closing, 1, memory_order_seq_cst);
+}
+
+void weft__sched_submit(struct weft_sched *s, struct weft_worker *w,
+                        struct weft_fiber *f) {
+    if (w && w->sched == s) {
         push_next(w, f);
         return;
     }
-    /* relaxed: see quiescent(); the inject push's mutex orders it before
-     * the fiber can run and finish. */
-    atomic_fetch_add_explicit(&s->spawned_outside, 1, memory_order_relaxed);
     weft__inject_push(&s->inject, f);
     weft__sched_notify(s);
 }
@@ -265,11 +347,6 @@ void weft__sched_ready(struct weft_fiber *f) {
 
 /* ---- Starting and ending fibers ---------------------------------------- */
 
-static void count_finished(struct weft_worker *w) {
-    uint64_t n = atomic_load_explicit(&w->finished, memory_order_relaxed);
-    /* release: pairs with the acquire in quiescent() ("Shutdown"). */
-    atomic_store_explicit(&w->finished, n + 1, memory_order_release);
-}
 
 static void fiber_entry(struct weft_transfer t);
 
@@ -305,7 +382,24 @@ static bool claim(struct weft_worker *w, struct weft_fiber *f) {
 /* The fairness pick (step 1). */
 static struct weft_fiber *take_inject(struct weft_worker *w);
 
+/* Yielded fibers wait in an owner-only list, which thieves cannot reach.
+ * When workers are idle, move them to the deque, oldest at the bottom
+ * (LIFO pops keep their FIFO order), where they can be stolen. */
+static void share_yielded(struct weft_worker *w) {
+    if (!w->yielded.head ||
+        atomic_load_explicit(&w->sched->nidle, memory_order_relaxed) == 0)
+        return;
+    struct weft_fiber *chain[WEFT_DEQUE_CAP / 2];
+    int n = 0;
+    while (n < WEFT_DEQUE_CAP / 2 && w->yielded.head)
+        chain[n++] = list_pop(&w->yielded);
+    while (n > 0)
+        push_deque(w, chain[--n]);
+    notify_local(w->sched);
+}
+
 static struct weft_fiber *fair_pick(struct weft_worker *w) {
+    share_yielded(w);
     struct weft_fiber *f = take_inject(w);
     if (f)
         return f;
@@ -323,8 +417,8 @@ static struct weft_fiber *pick_local(struct weft_worker *w) {
             w->fair_countdown = WEFT_FAIR_EVERY;
             f = fair_pick(w);
         }
-        if (!f && (f = w->next))
-            w->next = NULL;
+        if (!f)
+            f = take_next(w);
         if (!f)
             f = weft__deque_pop(&w->deque);
         if (!f)
@@ -411,8 +505,11 @@ void weft__sched_yield(void) {
     struct weft_worker *w = weft__sched_worker();
     struct weft_fiber *self = w->current;
     struct weft_fiber *to = pick_local(w);
-    if (!to && weft__inject_len(&w->sched->inject))
+    while (!to && weft__inject_len(&w->sched->inject)) {
         to = take_inject(w);
+        if (to && !claim(w, to))
+            to = NULL;
+    }
     if (!to)
         return; /* nothing else is ready here: keep running */
     check_canary(self);
@@ -446,32 +543,55 @@ static void fiber_entry(struct weft_transfer t) {
 
 /* ---- Inline join support ------------------------------------------------ */
 
+/* How deep take_back looks into the bottom of the deque: a joiner
+ * usually joins one of the last tasks it spawned; 16 covers a 10-ary
+ * fan-out (skynet) joined oldest first. */
+#define WEFT_TAKE_BACK_DEPTH 16
+
 bool weft__sched_take_back(struct weft_worker *w, struct weft_fiber *f) {
-    if (w->next == f) {
-        w->next = NULL;
-        return true;
+    if (atomic_load_explicit(&w->next, memory_order_relaxed) == f) {
+        struct weft_fiber *expect = f;
+        /* acquire: as take_next; fails only if a thief took f. */
+        return atomic_compare_exchange_strong_explicit(&w->next, &expect, NULL,
+                                                       memory_order_acquire,
+                                                       memory_order_relaxed);
     }
-    struct weft_fiber *g = weft__deque_pop(&w->deque);
-    if (g == f)
-        return true;
-    if (g) {
-        int rc = weft__deque_push(&w->deque, g);
+    /* Look before popping: a miss costs no fence. relaxed: slots in
+     * [top, bottom) are ours to read (I2); we use what we read only to
+     * decide how many to pop, and pop() arbitrates with the thieves. */
+    int64_t b = atomic_load_explicit(&w->deque.bottom, memory_order_relaxed);
+    int64_t t = atomic_load_explicit(&w->deque.top, memory_order_relaxed);
+    int depth = -1;
+    for (int i = 0; i < WEFT_TAKE_BACK_DEPTH && b - 1 - i >= t; i++) {
+        if (atomic_load_explicit(&w->deque.slots[(b - 1 - i) & WEFT_DEQUE_MASK],
+                                 memory_order_relaxed) == f) {
+            depth = i;
+            break;
+        }
+    }
+    if (depth < 0)
+        return false;
+    struct weft_fiber *above[WEFT_TAKE_BACK_DEPTH];
+    int n = 0;
+    bool found = false;
+    while (n <= depth) {
+        struct weft_fiber *g = weft__deque_pop(&w->deque);
+        if (!g || g == f) {
+            found = g == f;
+            break;
+        }
+        above[n++] = g;
+    }
+    /* Put back what was above f, in its order: nothing is lost, and only
+     * f (which thieves could have taken, not we) changed hands. */
+    while (n > 0) {
+        int rc = weft__deque_push(&w->deque, above[--n]);
         WEFT_ASSERT(rc == 0);
     }
-    return false;
+    return found;
 }
 
-void weft__sched_drop(struct weft_worker *w, struct weft_fiber *f) {
-    count_finished(w);
-    weft__fiber_unref(f, &w->fibers);
-}
-
-void weft__sched_inline_done(struct weft_worker *w, struct weft_fiber *f,
-                             struct weft_fiber *parent) {
-    count_finished(w);
-    w->current = parent;
-    weft__fiber_unref(f, &w->fibers);
-}
+void weft__sched_count_finished(struct weft_worker *w) { count_finished(w); }
 
 size_t weft__sched_stack_left(struct weft_worker *w) {
     struct weft_stack *st = w->current->stack;
@@ -532,6 +652,35 @@ static void stop_spinning(struct weft_worker *w) {
         weft__sched_notify(w->sched);
 }
 
+/* A victim's LIFO slot, once the same fiber has sat there for a whole
+ * round (Go's runqgrab takes runnext after a pause too): a spawned task
+ * its owner is about to join is left to it. */
+static struct weft_fiber *steal_next(struct weft_worker *w, struct weft_worker *v) {
+    /* relaxed: compared with last round's look; the CAS decides. */
+    struct weft_fiber *f = atomic_load_explicit(&v->next, memory_order_relaxed);
+    if (!f)
+        return NULL;
+    if (f != w->seen_next) {
+        w->seen_next = f;
+        return NULL;
+    }
+    w->seen_next = NULL;
+    /* acquire: pairs with the owner's release store of f. */
+    if (!atomic_compare_exchange_strong_explicit(&v->next, &f, NULL, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return NULL;
+    return f;
+}
+
+static void start_spinning(struct weft_worker *w) {
+    w->spinning = true;
+    /* relaxed: a counter; see "Spinning". */
+    atomic_fetch_add_explicit(&w->sched->nspinning, 1, memory_order_relaxed);
+}
+
+/* Step 4 ("Spinning"). A victim's lone fiber is taken only if it is still
+ * there a pause later: it may be the task its owner is about to join and
+ * run inline, which a thief would turn into a park and a wake-up. */
 static struct weft_fiber *steal_work(struct weft_worker *w) {
     struct weft_sched *s = w->sched;
     unsigned n = s->nworkers;
@@ -543,22 +692,41 @@ static struct weft_fiber *steal_work(struct weft_worker *w) {
         /* Go's rule: at most half of the busy workers search at once. */
         if (2 * spinning >= n - idle)
             return NULL;
-        w->spinning = true;
-        atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
+        start_spinning(w);
     }
-    for (int round = 0; round < WEFT_STEAL_ROUNDS; round++) {
+    uint64_t give_up = weft_now() + WEFT_SPIN_NS;
+    struct weft_worker *lone = NULL; /* victim with one fiber, last round */
+    int64_t lone_top = -1;
+    do {
         unsigned start = (unsigned)(rng_next(w) % n);
+        struct weft_worker *next_lone = NULL;
+        int64_t next_top = -1;
         for (unsigned i = 0; i < n; i++) {
             struct weft_worker *v = &s->workers[(start + i) % n];
             if (v == w)
                 continue;
-            struct weft_fiber *f = steal_half(w, v);
+            int64_t size = weft__deque_size(&v->deque);
+            /* relaxed: only compared with itself a round later; the steal
+             * itself is ordered by the deque's own protocol. */
+            int64_t top = atomic_load_explicit(&v->deque.top, memory_order_relaxed);
+            if (size == 1 && !(v == lone && top == lone_top)) {
+                next_lone = v;
+                next_top = top;
+                continue;
+            }
+            struct weft_fiber *f = size ? steal_half(w, v) : NULL;
             if (f)
+                return f;
+            if (size == 0 && (f = steal_next(w, v)))
                 return f;
         }
         if (weft__inject_len(&s->inject))
             return NULL; /* take it from the inject queue instead */
-    }
+        lone = next_lone;
+        lone_top = next_top;
+        for (int i = 0; i < WEFT_SPIN_PAUSES; i++)
+            weft__cpu_relax();
+    } while (weft_now() < give_up);
     return NULL;
 }
 
@@ -566,7 +734,8 @@ static bool work_visible(struct weft_sched *s) {
     if (weft__inject_len(&s->inject))
         return true;
     for (unsigned i = 0; i < s->nworkers; i++)
-        if (weft__deque_size(&s->workers[i].deque))
+        if (weft__deque_size(&s->workers[i].deque) ||
+            atomic_load_explicit(&s->workers[i].next, memory_order_relaxed))
             return true;
     return false;
 }
@@ -591,7 +760,7 @@ static bool park(struct weft_worker *w) {
     }
     atomic_store_explicit(&w->park_word, PARK_IDLE, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->nidle, 1, memory_order_seq_cst); /* P1 */
-    atomic_thread_fence(memory_order_seq_cst);                      /* P2 */
+    weft__fence_seq_cst();                                          /* P2 */
     check_quiescence(s);
     bool stopping = atomic_load_explicit(&s->stopping, memory_order_acquire);
     if (work_visible(s) || stopping) {                              /* P3 */
@@ -600,6 +769,8 @@ static bool park(struct weft_worker *w) {
                                                      memory_order_acquire,
                                                      memory_order_acquire))
             w->spinning = true; /* a waker counted us as a spinner */
+        else
+            start_spinning(w);  /* search for it, whatever the limit (Go) */
         atomic_fetch_sub_explicit(&s->nidle, 1, memory_order_seq_cst);
         return !stopping || work_visible(s);
     }
@@ -719,7 +890,7 @@ static void *worker_main(void *arg) {
     struct weft_sched *s = w->sched;
     for (int k = 0; k < WEFT_STACK_CLASSES; k++)
         weft__stack_cache_drain(&s->pools[k], &w->stacks[k]);
-    weft__fiber_cache_drain(&w->fibers);
+    weft__fiber_cache_drain(&w->fibers, &s->fibers);
     altstack_off(w);
     tls_worker = NULL;
     return NULL;
@@ -740,15 +911,18 @@ int weft__sched_init(struct weft_sched *s, unsigned nworkers, int default_class,
     atomic_init(&s->nidle, 0);
     atomic_init(&s->stopping, 0);
     atomic_init(&s->spawned_outside, 0);
+    atomic_init(&s->finished_outside, 0);
+    atomic_init(&s->closing, 0);
     atomic_init(&s->quiesce_waiter, NULL);
     for (int k = 0; k < WEFT_STACK_CLASSES; k++)
         weft__stack_pool_init(&s->pools[k], k);
-    pthread_mutex_init(&s->orphan_lock, NULL);
+    weft__fiber_pool_init(&s->fibers);
     uint64_t seed = weft_now() | 1;
     for (unsigned i = 0; i < nworkers; i++) {
         struct weft_worker *w = &s->workers[i];
         weft__deque_init(&w->deque);
         atomic_init(&w->park_word, PARK_RUNNING);
+        atomic_init(&w->next, NULL);
         atomic_init(&w->spawned, 0);
         atomic_init(&w->finished, 0);
         w->fair_countdown = WEFT_FAIR_EVERY;
@@ -792,8 +966,7 @@ void weft__sched_stop(struct weft_sched *s) {
 void weft__sched_fini(struct weft_sched *s) {
     for (int k = 0; k < WEFT_STACK_CLASSES; k++)
         weft__stack_pool_fini(&s->pools[k]);
-    weft__fiber_cache_drain(&s->orphans);
-    pthread_mutex_destroy(&s->orphan_lock);
+    weft__fiber_pool_fini(&s->fibers);
     weft__inject_fini(&s->inject);
     free(s->workers);
     s->workers = NULL;
@@ -803,6 +976,7 @@ bool weft__sched_quiescent(struct weft_sched *s) {
     uint64_t finished = 0, spawned = 0;
     for (unsigned i = 0; i < s->nworkers; i++)
         finished += atomic_load_explicit(&s->workers[i].finished, memory_order_acquire);
+    finished += atomic_load_explicit(&s->finished_outside, memory_order_acquire);
     spawned = atomic_load_explicit(&s->spawned_outside, memory_order_acquire);
     for (unsigned i = 0; i < s->nworkers; i++)
         spawned += atomic_load_explicit(&s->workers[i].spawned, memory_order_acquire);

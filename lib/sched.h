@@ -40,6 +40,11 @@ struct weft_fiber_list {
 struct weft_worker {
     /* -- Shared, lock-free: each field says who writes it. -- */
     struct weft_deque deque;       /* owner push/pop; any thread steals */
+    /* LIFO slot: the fiber just spawned or woken. The owner stores into
+     * it when empty (release) and takes from it by exchange; a thief may
+     * CAS it away only after seeing the same fiber there a pause apart
+     * ("Spinning" in sched.c). */
+    alignas(WEFT_CACHELINE) _Atomic(struct weft_fiber *) next;
     /* Owner: RUNNING <-> IDLE; wakers: IDLE -> NOTIFIED ("Parking"). */
     alignas(WEFT_CACHELINE) _Atomic uint32_t park_word;
     /* Tasks spawned into / finished by this worker: owner writes (relaxed
@@ -49,10 +54,10 @@ struct weft_worker {
 
     /* -- Owner-only: read and written by this worker's thread alone. -- */
     alignas(WEFT_CACHELINE) struct weft_fiber *current; /* NULL in the loop */
-    struct weft_fiber *next;       /* LIFO slot; never stolen */
     struct weft_fiber_list yielded;
     uint32_t fair_countdown;       /* picks until the next fairness pick */
     uint64_t rng;                  /* victim choice */
+    struct weft_fiber *seen_next;  /* a victim's LIFO slot, last round */
     bool spinning;                 /* counted in sched->nspinning */
     /* Handed from the context that switches away to the one resumed. */
     struct weft_fiber *prev;
@@ -86,14 +91,16 @@ struct weft_sched {
     _Atomic uint32_t nidle;
     /* Set once by stop(); workers exit when they see it and find no work. */
     _Atomic uint32_t stopping;
-    /* Tasks spawned from plain threads; RMW (relaxed) by those threads. */
+    /* Tasks spawned from outside the workers, and those admitted but then
+     * refused (closing, no memory): RMW by those threads ("Shutdown"). */
     _Atomic uint64_t spawned_outside;
+    _Atomic uint64_t finished_outside;
+    /* Set once by destroy: spawns from outside are refused from then on. */
+    _Atomic uint32_t closing;
     /* A waiter woken when no task is left ("Shutdown"). */
     _Atomic(struct weft_waiter *) quiesce_waiter;
     struct weft_stack_pool pools[WEFT_STACK_CLASSES];
-    /* Control blocks freed by plain threads; lock. */
-    pthread_mutex_t orphan_lock;
-    struct weft_fiber_cache orphans;
+    struct weft_fiber_pool fibers; /* every control block (fiber.h) */
 };
 
 int weft__sched_init(struct weft_sched *s, unsigned nworkers, int default_class,
@@ -112,9 +119,20 @@ struct weft_worker *weft__sched_worker(void);
 /* The calling fiber, or NULL. */
 struct weft_fiber *weft__sched_current(void);
 
-/* Queue a NEW fiber of s. Any thread: a worker of s puts it in its LIFO
- * slot, anyone else in the inject queue. Counts it as spawned. */
-void weft__sched_submit(struct weft_sched *s, struct weft_fiber *f);
+/* Before a spawn into s: count it, or refuse it (-EINVAL) once s is
+ * closing and the caller is not one of s's workers. Any thread. */
+int weft__sched_admit(struct weft_sched *s, struct weft_worker *self);
+/* An admitted spawn that did not happen (out of memory). */
+void weft__sched_unadmit(struct weft_sched *s, struct weft_worker *self);
+
+/* Queue an admitted NEW fiber of s. Any thread: a worker of s pushes it
+ * on its own deque, anyone else on the inject queue. `self` is the
+ * caller's weft__sched_worker(), passed to save the call. */
+void weft__sched_submit(struct weft_sched *s, struct weft_worker *self,
+                        struct weft_fiber *f);
+
+/* Refuse spawns from outside from now on (weft_runtime_destroy). */
+void weft__sched_close(struct weft_sched *s);
 
 /* Make f (which a waker has just claimed, wait.c) runnable. Any thread. */
 void weft__sched_ready(struct weft_fiber *f);
@@ -133,22 +151,18 @@ _Noreturn void weft__sched_exit(struct weft_worker *w, void *result);
 /* Whether every task spawned into s has finished ("Shutdown"). */
 bool weft__sched_quiescent(struct weft_sched *s);
 
-/* Owner only. Take f back if it is in this worker's LIFO slot or at the
- * bottom of its deque and has not started; false otherwise ("Inline
- * join" in join.c). */
+/* Owner only. Take f back if it is in this worker's LIFO slot or among
+ * the few fibers at the bottom of its deque; false otherwise ("Inline
+ * join" in join.c). The others keep their places. */
 bool weft__sched_take_back(struct weft_worker *w, struct weft_fiber *f);
 
 /* Stack use of the running fiber, in bytes (for the inline decision). */
 size_t weft__sched_stack_left(struct weft_worker *w);
 
-/* Owner only. A fiber taken back from a queue but not run (cancelled
- * first): count it finished and drop the queue's reference. */
-void weft__sched_drop(struct weft_worker *w, struct weft_fiber *f);
-
-/* Owner only. An inlined fiber's body returned on worker w: count it
- * finished, make `parent` current again, drop the run reference. */
-void weft__sched_inline_done(struct weft_worker *w, struct weft_fiber *f,
-                             struct weft_fiber *parent);
+/* Owner only. A fiber taken back from the queue (weft__sched_take_back)
+ * has finished, inline or cancelled before it ran: count it. Its run
+ * reference passes to the caller. */
+void weft__sched_count_finished(struct weft_worker *w);
 
 /* Notify idle workers that work was queued where they can take it. */
 void weft__sched_notify(struct weft_sched *s);

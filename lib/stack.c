@@ -20,7 +20,9 @@ struct weft_stack_slab {
     void *base;
     size_t map_len;
     unsigned nslots;
+    unsigned nfree;   /* S3; pool lock */
     bool guarded;
+    bool trimmed;     /* pages returned since the last hand-out; pool lock */
     struct weft_stack stacks[];
 };
 
@@ -111,7 +113,9 @@ static struct weft_stack_slab *slab_create(size_t slot_size, int klass) {
     if (slab->base == MAP_FAILED)
         goto fail_map;
     slab->nslots = nslots;
+    slab->nfree = nslots;
     slab->guarded = guarded;
+    slab->trimmed = false;
     slab->next = NULL;
 
     for (unsigned i = 0; i < nslots; i++) {
@@ -127,10 +131,10 @@ static struct weft_stack_slab *slab_create(size_t slot_size, int klass) {
         s->size = slot_size - (guarded ? page : 0) - WEFT_STACK_TOP_RESERVE;
         s->canary = (uint64_t *)(void *)slot - 1;
         s->next = i + 1 < nslots ? &slab->stacks[i + 1] : NULL;
+        s->slab = slab;
         s->klass = (uint8_t)klass;
         s->guarded = guarded;
         s->canary_set = false;
-        s->warm = false;
     }
     return slab;
 
@@ -193,6 +197,8 @@ static unsigned refill(struct weft_stack_pool *p, struct weft_stack_cache *c,
         struct weft_stack *s = p->free;
         p->free = s->next;
         p->nfree--;
+        s->slab->nfree--;
+        s->slab->trimmed = false;
         s->next = c->head;
         c->head = s;
         c->count++;
@@ -225,21 +231,35 @@ struct weft_stack *weft__stack_get(struct weft_stack_pool *p,
     return s;
 }
 
-/* Give the pages below the top page back to the OS (S3). */
-static void trim(struct weft_stack *s) {
-    if (!s->warm)
-        return;
-    const uintptr_t page = weft__page_size();
-    uintptr_t lo = (uintptr_t)s->lo;
-    uintptr_t top_page = ((uintptr_t)s->lo + s->size) & ~(page - 1);
-    if (top_page > lo)
-        madvise((void *)lo, top_page - lo, MADV_DONTNEED);
-    s->warm = false;
+/* Every stack of the slab is in the pool: return all its pages at once
+ * (S3). Its canaries go with them; each is re-armed at its next get. */
+static void trim_slab(struct weft_stack_slab *slab) {
+    const size_t page = weft__page_size();
+    /* Guard pages stay PROT_NONE: madvise the usable ranges only when
+     * guarded (still one call per slot), the whole slab otherwise. */
+    if (slab->guarded) {
+        for (unsigned i = 0; i < slab->nslots; i++) {
+            struct weft_stack *s = &slab->stacks[i];
+            madvise(s->lo, s->size + WEFT_STACK_TOP_RESERVE, MADV_DONTNEED);
+        }
+        madvise(slab->base, page, MADV_DONTNEED);
+    } else {
+        madvise(slab->base, slab->map_len, MADV_DONTNEED);
+    }
+    for (unsigned i = 0; i < slab->nslots; i++)
+        slab->stacks[i].canary_set = false;
+    slab->trimmed = true;
 }
 
 static void give_back(struct weft_stack_pool *p, struct weft_stack *first,
                       struct weft_stack *last, unsigned n) {
     pthread_mutex_lock(&p->lock);
+    for (struct weft_stack *s = first;; s = s->next) {
+        if (++s->slab->nfree == s->slab->nslots && !s->slab->trimmed)
+            trim_slab(s->slab);
+        if (s == last)
+            break;
+    }
     last->next = p->free;
     p->free = first;
     p->nfree += n;
@@ -252,13 +272,12 @@ void weft__stack_put(struct weft_stack_pool *p, struct weft_stack_cache *c,
     /* A fiber that finished by switching away leaves its frames' poison. */
     __asan_unpoison_memory_region(s->lo, s->size);
 #endif
-    s->warm = true;
     s->next = c->head;
     c->head = s;
     c->count++;
     if (WEFT_LIKELY(c->count <= high_water))
         return;
-    /* Overflow: the coldest half (the list tail) goes back, trimmed. */
+    /* Overflow: the coldest half (the list tail) goes back to the pool. */
     unsigned keep = high_water / 2;
     struct weft_stack *cut = c->head;
     for (unsigned i = 1; i < keep; i++)
@@ -271,7 +290,6 @@ void weft__stack_put(struct weft_stack_pool *p, struct weft_stack_cache *c,
     unsigned n = 0;
     struct weft_stack *last = first;
     for (struct weft_stack *it = first; it; it = it->next) {
-        trim(it);
         last = it;
         n++;
     }
@@ -292,6 +310,15 @@ void weft__stack_cache_drain(struct weft_stack_pool *p, struct weft_stack_cache 
     give_back(p, c->head, last, n);
     c->head = NULL;
     c->count = 0;
+}
+
+size_t weft__stack_pool_trimmed(struct weft_stack_pool *p) {
+    size_t n = 0;
+    pthread_mutex_lock(&p->lock);
+    for (struct weft_stack_slab *slab = p->slabs; slab; slab = slab->next)
+        n += slab->trimmed;
+    pthread_mutex_unlock(&p->lock);
+    return n;
 }
 
 bool weft__stack_fault_is_overflow(const struct weft_stack *s, uintptr_t addr,

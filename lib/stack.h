@@ -18,13 +18,20 @@
  * process-wide budget (a quarter of max_map_count) lasts. Canaries are
  * always on, and checked at every switch-out (sched.c).
  *
+ * Returning memory: a finished fiber's stack goes to its worker's cache
+ * (warm, reused first); beyond the cache's high-water mark half of it
+ * goes to the runtime's pool. When every stack of a slab is back in the
+ * pool, the whole slab's pages go back to the OS with one madvise: one
+ * TLB shootdown per slab, not one per stack (per-stack madvise was the
+ * largest cost of a million short-lived sleepers).
+ *
  * Invariants:
  *   S1  a stack is in exactly one place: a worker cache, its pool's free
  *       list, or in use by one fiber.
  *   S2  the canary of a stack in use holds weft__stack_canary_value().
- *   S3  a cached or pooled stack's pages below its top page may have been
- *       returned to the OS (MADV_DONTNEED); its top page stays, because
- *       it holds the canary of the slot above.
+ *   S3  slab->nfree counts its stacks in the pool's free list (pool lock);
+ *       a slab is trimmed (its pages returned, canaries disarmed) only
+ *       while nfree == nslots.
  */
 #ifndef WEFT_STACK_H
 #define WEFT_STACK_H
@@ -46,16 +53,16 @@ struct weft_stack_slab;
 
 /* A stack descriptor. Lives in its slab's header array, never freed
  * before the slab. Fields are immutable after the slab is made, except
- * `next`, `canary_set` and `warm`, owned by whoever holds the stack (S1). */
+ * `next` and `canary_set`, owned by whoever holds the stack (S1). */
 struct weft_stack {
     void *lo;               /* usable region [lo, lo + size) */
     size_t size;
     uint64_t *canary;       /* just below the slot (S2) */
     struct weft_stack *next;
+    struct weft_stack_slab *slab;
     uint8_t klass;
     bool guarded;
     bool canary_set;
-    bool warm;              /* pages may be resident (not yet trimmed) */
 };
 
 /* Per-runtime, per-class pool: slabs and the stacks no worker caches.
@@ -87,7 +94,7 @@ struct weft_stack *weft__stack_get(struct weft_stack_pool *p,
                                    struct weft_stack_cache *c,
                                    unsigned high_water);
 /* Give a stack back. Beyond high_water, half the cache goes back to the
- * pool with its pages trimmed (S3). Owner of c only. */
+ * pool (S3). Owner of c only. */
 void weft__stack_put(struct weft_stack_pool *p, struct weft_stack_cache *c,
                      unsigned high_water, struct weft_stack *s);
 /* Return every cached stack to the pool (worker exit). */
@@ -104,6 +111,9 @@ static inline bool weft__stack_canary_ok(const struct weft_stack *s) {
  * in its guard page, or sp below its usable region. */
 bool weft__stack_fault_is_overflow(const struct weft_stack *s, uintptr_t addr,
                                    uintptr_t sp);
+
+/* Slabs of p whose pages went back to the OS (for tests). */
+size_t weft__stack_pool_trimmed(struct weft_stack_pool *p);
 
 /* Stacks with guard pages this process may still make (for tests). */
 long weft__stack_guard_budget(void);

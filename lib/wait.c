@@ -154,16 +154,11 @@ static int thread_block(struct weft_waiter *wt, uint64_t deadline) {
     }
 }
 
-static bool cancel_requested(struct weft_fiber *f) {
-    /* seq_cst: see weft__wait_prepare. */
-    return atomic_load_explicit(&f->cancel, memory_order_seq_cst) != 0;
-}
-
 static int fiber_block(struct weft_waiter *wt, uint64_t deadline) {
     struct weft_fiber *f = wt->fiber;
     bool cancellable = atomic_load_explicit(&f->wait, memory_order_relaxed) &
                        WEFT_WAIT_CANCELLABLE;
-    if (signalled(wt) || (cancellable && cancel_requested(f)) ||
+    if (signalled(wt) || (cancellable && weft__fiber_cancel_requested(f)) ||
         (deadline != WEFT_FOREVER && weft_now() >= deadline)) {
         weft__wait_abort(f);
         goto out;
@@ -182,7 +177,7 @@ static int fiber_block(struct weft_waiter *wt, uint64_t deadline) {
 out:
     if (signalled(wt))
         return 0;
-    if (cancellable && cancel_requested(f))
+    if (cancellable && weft__fiber_cancel_requested(f))
         return -ECANCELED;
     return -ETIMEDOUT;
 }

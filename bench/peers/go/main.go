@@ -1,0 +1,82 @@
+// Command go_peer runs the weft peer workloads on goroutines, with
+// GOMAXPROCS = WEFT_BENCH_WORKERS (default 2). Same command line and
+// output as the C and C++ peers (bench/peers/peer.h):
+//
+//	go_peer --list
+//	go_peer <workload> [k]
+//	workload=<name> runtime=go ms=<median of k> result=<checked value>
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"time"
+)
+
+type workload struct {
+	name string
+	run  func() uint64
+	want uint64
+}
+
+var workloads = []workload{
+	{"fib/30", func() uint64 { return fib(30) }, 832040},
+	{"skynet/1M", runSkynet, 499999500000},
+	{"spawn_join/100k", func() uint64 { return spawnJoin(100000) }, 100000},
+}
+
+func threads() int {
+	if v, err := strconv.Atoi(os.Getenv("WEFT_BENCH_WORKERS")); err == nil && v > 0 && v <= 1024 {
+		return v
+	}
+	return 2
+}
+
+func main() {
+	runtime.GOMAXPROCS(threads())
+	if len(os.Args) == 2 && os.Args[1] == "--list" {
+		for _, w := range workloads {
+			fmt.Println(w.name)
+		}
+		return
+	}
+	var w *workload
+	for i := range workloads {
+		if len(os.Args) >= 2 && os.Args[1] == workloads[i].name {
+			w = &workloads[i]
+		}
+	}
+	k := 5
+	if len(os.Args) >= 3 {
+		k, _ = strconv.Atoi(os.Args[2])
+	}
+	if w == nil || len(os.Args) > 3 || k < 1 || k > 1000 {
+		fmt.Fprintf(os.Stderr, "usage: %s --list | <workload> [k]\n", os.Args[0])
+		os.Exit(2)
+	}
+
+	check := func(got uint64) {
+		if got != w.want {
+			fmt.Fprintf(os.Stderr, "go: %s: got %d, want %d\n", w.name, got, w.want)
+			os.Exit(1)
+		}
+	}
+	check(w.run()) // warm-up
+	ms := make([]float64, k)
+	var result uint64
+	for i := range ms {
+		t0 := time.Now()
+		result = w.run()
+		ms[i] = float64(time.Since(t0).Nanoseconds()) / 1e6
+		check(result)
+	}
+	sort.Float64s(ms)
+	median := ms[k/2]
+	if k%2 == 0 {
+		median = (ms[k/2-1] + ms[k/2]) / 2
+	}
+	fmt.Printf("workload=%s runtime=go ms=%.3f result=%d\n", w.name, median, result)
+}

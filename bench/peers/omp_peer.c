@@ -1,0 +1,79 @@
+/*
+ * bench/peers/omp_peer.c - OpenMP tasks running the peer workloads: every
+ * node is an explicit task (no cutoff), joined with taskwait, inside one
+ * parallel region of WEFT_BENCH_WORKERS (default 2) threads.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <omp.h>
+
+#include "peer.h"
+
+static int threads;
+
+static uint64_t fib(uint64_t n) {
+    if (n < 2)
+        return n;
+    uint64_t x = 0;
+#pragma omp task shared(x) firstprivate(n)
+    x = fib(n - 1);
+    uint64_t y = fib(n - 2);
+#pragma omp taskwait
+    return x + y;
+}
+
+static uint64_t run_fib(void) {
+    uint64_t r = 0;
+#pragma omp parallel num_threads(threads) shared(r)
+#pragma omp single
+    r = fib(PEER_FIB_N);
+    return r;
+}
+
+static uint64_t skynet(uint64_t num, uint64_t size) {
+    if (size == 1)
+        return num;
+    uint64_t part[PEER_SKYNET_DIV];
+    uint64_t child = size / PEER_SKYNET_DIV;
+    for (uint64_t i = 0; i < PEER_SKYNET_DIV; i++) {
+#pragma omp task shared(part) firstprivate(i)
+        part[i] = skynet(num + i * child, child);
+    }
+#pragma omp taskwait
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < PEER_SKYNET_DIV; i++)
+        sum += part[i];
+    return sum;
+}
+
+static uint64_t run_skynet(void) {
+    uint64_t r = 0;
+#pragma omp parallel num_threads(threads) shared(r)
+#pragma omp single
+    r = skynet(0, PEER_SKYNET_SIZE);
+    return r;
+}
+
+static uint64_t run_spawn_join(void) {
+    uint64_t sum = 0;
+#pragma omp parallel num_threads(threads) shared(sum)
+#pragma omp single
+    for (uint64_t i = 0; i < PEER_SPAWN_JOIN_N; i++) {
+        uint64_t x = 0;
+#pragma omp task shared(x)
+        x = 1;
+#pragma omp taskwait
+        sum += x;
+    }
+    return sum;
+}
+
+int main(int argc, char **argv) {
+    static const struct peer_workload ws[] = {
+        {"fib/30", run_fib, PEER_FIB_WANT},
+        {"skynet/1M", run_skynet, PEER_SKYNET_WANT},
+        {"spawn_join/100k", run_spawn_join, PEER_SPAWN_JOIN_N},
+    };
+    threads = (int)peer_threads();
+    return peer_main(argc, argv, "openmp", ws, sizeof(ws) / sizeof(ws[0]));
+}

@@ -1,0 +1,111 @@
+/*
+ * bench/peers/peer.h - the command line and output shared by the C and C++
+ * peer programs (bench/peers/go does the same in Go).
+ *
+ *   <peer> --list            the workloads this peer implements, one a line
+ *   <peer> <workload> [k]    one warm-up run, then k timed runs (default 5);
+ *                            prints one line:
+ *   workload=<name> runtime=<peer> ms=<median of k> result=<checked value>
+ *
+ * Every run's result is checked; a wrong one exits with status 1. Worker
+ * threads: WEFT_BENCH_WORKERS, else 2 (the same knob as weft_bench).
+ */
+#ifndef WEFT_BENCH_PEER_H
+#define WEFT_BENCH_PEER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The workloads every peer runs, by the names the output uses. */
+#define PEER_FIB_N 30
+#define PEER_FIB_WANT 832040ull
+#define PEER_SKYNET_SIZE 1000000ull
+#define PEER_SKYNET_DIV 10ull
+#define PEER_SKYNET_WANT 499999500000ull
+/* Sequential spawn+join pairs, from inside the runtime; every task
+ * returns 1 and the results are summed. */
+#define PEER_SPAWN_JOIN_N 100000ull
+
+struct peer_workload {
+    const char *name;
+    uint64_t (*run)(void);
+    uint64_t want;
+};
+
+static inline unsigned peer_threads(void) {
+    const char *env = getenv("WEFT_BENCH_WORKERS");
+    if (env != NULL && *env != '\0') {
+        char *end = NULL;
+        unsigned long v = strtoul(env, &end, 10);
+        if (*end == '\0' && v > 0 && v <= 1024)
+            return (unsigned)v;
+    }
+    return 2;
+}
+
+static inline double peer_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static inline int peer_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static inline int peer_check(const struct peer_workload *w, const char *runtime, uint64_t got) {
+    if (got == w->want)
+        return 0;
+    fprintf(stderr, "%s: %s: got %llu, want %llu\n", runtime, w->name,
+            (unsigned long long)got, (unsigned long long)w->want);
+    return 1;
+}
+
+/* Parses the command line, runs the chosen workload, prints its line.
+ * Returns the process exit status. */
+static inline int peer_main(int argc, char **argv, const char *runtime,
+                            const struct peer_workload *ws, size_t nws) {
+    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+        for (size_t i = 0; i < nws; i++)
+            printf("%s\n", ws[i].name);
+        return 0;
+    }
+    const struct peer_workload *w = NULL;
+    for (size_t i = 0; argc >= 2 && i < nws; i++)
+        if (strcmp(argv[1], ws[i].name) == 0)
+            w = &ws[i];
+    long k = argc >= 3 ? strtol(argv[2], NULL, 10) : 5;
+    if (w == NULL || argc > 3 || k < 1 || k > 1000) {
+        fprintf(stderr, "usage: %s --list | <workload> [k]\n", argv[0]);
+        return 2;
+    }
+
+    uint64_t result = w->run(); /* warm-up: thread pools, stacks, pages */
+    if (peer_check(w, runtime, result) != 0)
+        return 1;
+    double *ms = (double *)calloc((size_t)k, sizeof(*ms));
+    if (ms == NULL)
+        return 1;
+    for (long i = 0; i < k; i++) {
+        double t0 = peer_now_ms();
+        result = w->run();
+        ms[i] = peer_now_ms() - t0;
+        if (peer_check(w, runtime, result) != 0) {
+            free(ms);
+            return 1;
+        }
+    }
+    qsort(ms, (size_t)k, sizeof(*ms), peer_cmp_double);
+    double median = k % 2 ? ms[k / 2] : (ms[k / 2 - 1] + ms[k / 2]) / 2;
+    printf("workload=%s runtime=%s ms=%.3f result=%llu\n", w->name, runtime, median,
+           (unsigned long long)result);
+    free(ms);
+    return 0;
+}
+
+#endif /* WEFT_BENCH_PEER_H */

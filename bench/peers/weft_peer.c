@@ -1,0 +1,114 @@
+/*
+ * bench/peers/weft_peer.c - weft running the peer workloads, as a user
+ * program would: public API only, linked against libweft.a.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "peer.h"
+#include "weft.h"
+
+static weft_runtime *rt;
+
+static void ok(int rc, const char *what) {
+    if (rc != 0) {
+        fprintf(stderr, "weft: %s: %s\n", what, weft_strerror(rc));
+        exit(1);
+    }
+}
+
+/* ---- fib/30 -------------------------------------------------------------- */
+
+static uint64_t fib(uint64_t n);
+
+static void *fib_task(void *arg) {
+    return (void *)(uintptr_t)fib((uint64_t)(uintptr_t)arg);
+}
+
+static uint64_t fib(uint64_t n) {
+    if (n < 2)
+        return n;
+    weft_task *t;
+    void *x;
+    ok(weft_spawn(NULL, fib_task, (void *)(uintptr_t)(n - 1), &t), "spawn");
+    uint64_t y = fib(n - 2);
+    ok(weft_join(t, &x), "join");
+    return (uintptr_t)x + y;
+}
+
+static uint64_t run_fib(void) {
+    void *r;
+    ok(weft_run(rt, fib_task, (void *)(uintptr_t)PEER_FIB_N, &r), "run");
+    return (uintptr_t)r;
+}
+
+/* ---- skynet/1M: a node is (first leaf, size), packed as num * 8 + level -- */
+
+static void *skynet_node(void *arg) {
+    uint64_t num = (uintptr_t)arg / 8;
+    unsigned level = (unsigned)((uintptr_t)arg % 8);
+    if (level == 0)
+        return (void *)(uintptr_t)num;
+    uint64_t child = 1;
+    for (unsigned i = 1; i < level; i++)
+        child *= PEER_SKYNET_DIV;
+    weft_task *t[PEER_SKYNET_DIV];
+    for (unsigned i = 0; i < PEER_SKYNET_DIV; i++) {
+        void *a = (void *)(uintptr_t)((num + i * child) * 8 + level - 1);
+        ok(weft_spawn(NULL, skynet_node, a, &t[i]), "spawn");
+    }
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < PEER_SKYNET_DIV; i++) {
+        void *r;
+        ok(weft_join(t[i], &r), "join");
+        sum += (uintptr_t)r;
+    }
+    return (void *)(uintptr_t)sum;
+}
+
+static uint64_t run_skynet(void) {
+    unsigned levels = 0;
+    for (uint64_t s = PEER_SKYNET_SIZE; s > 1; s /= PEER_SKYNET_DIV)
+        levels++;
+    void *r;
+    ok(weft_run(rt, skynet_node, (void *)(uintptr_t)levels, &r), "run");
+    return (uintptr_t)r;
+}
+
+/* ---- spawn_join/100k ----------------------------------------------------- */
+
+static void *one(void *arg) {
+    (void)arg;
+    return (void *)(uintptr_t)1;
+}
+
+static void *spawn_join_loop(void *arg) {
+    (void)arg;
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < PEER_SPAWN_JOIN_N; i++) {
+        weft_task *t;
+        void *r;
+        ok(weft_spawn(NULL, one, NULL, &t), "spawn");
+        ok(weft_join(t, &r), "join");
+        sum += (uintptr_t)r;
+    }
+    return (void *)(uintptr_t)sum;
+}
+
+static uint64_t run_spawn_join(void) {
+    void *r;
+    ok(weft_run(rt, spawn_join_loop, NULL, &r), "run");
+    return (uintptr_t)r;
+}
+
+int main(int argc, char **argv) {
+    static const struct peer_workload ws[] = {
+        {"fib/30", run_fib, PEER_FIB_WANT},
+        {"skynet/1M", run_skynet, PEER_SKYNET_WANT},
+        {"spawn_join/100k", run_spawn_join, PEER_SPAWN_JOIN_N},
+    };
+    weft_config cfg = {.workers = peer_threads()};
+    ok(weft_runtime_create(&rt, &cfg), "runtime_create");
+    int status = peer_main(argc, argv, "weft", ws, sizeof(ws) / sizeof(ws[0]));
+    ok(weft_runtime_destroy(rt), "runtime_destroy");
+    return status;
+}

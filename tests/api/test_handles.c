@@ -1,0 +1,132 @@
+/*
+ * tests/api/test_handles.c - black-box: calls on handles that are no
+ * longer live (already joined, gathered or detached-and-finished) return
+ * -EINVAL and corrupt nothing (weft.h: "-EINVAL t is NULL or not a live
+ * handle"; DESIGN 3: "Bad input returns an error; it never crashes").
+ *
+ * Kept apart from test_tasks.c: if the library does not validate handles
+ * these tests crash (or ASan reports a use after free), and the crash
+ * should not hide the results of the other api tests. Nothing is created
+ * between consuming a handle (or runtime) and reusing it, so the stale
+ * pointer cannot name a newer object.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "test_util.h"
+
+static int setup_rt(void **state) {
+    wt_reset();
+    *state = wt_runtime_new(2);
+    return *state ? 0 : -1;
+}
+
+static int teardown_rt(void **state) {
+    return weft_runtime_destroy(*state) == 0 ? 0 : -1;
+}
+
+static void *return_arg(void *arg) {
+    return arg;
+}
+
+static atomic_int finished;
+
+static void *finish_flag(void *arg) {
+    atomic_store(&finished, 1);
+    return arg;
+}
+
+/* Checks that the runtime still works after the misuse. */
+static void check_still_works(weft_runtime *rt) {
+    void *res = NULL;
+    assert_int_equal(weft_run(rt, return_arg, WT_PTR(31), &res), 0);
+    assert_int_equal(WT_INT(res), 31);
+}
+
+static void test_join_after_join_einval(void **state) {
+    weft_runtime *rt = *state;
+    weft_task *t = NULL;
+    assert_int_equal(weft_spawn(rt, return_arg, WT_PTR(1), &t), 0);
+    assert_int_equal(weft_join(t, NULL), 0);
+    void *res = WT_PTR(3);
+    assert_int_equal(weft_join(t, &res), -EINVAL);
+    assert_null(res);
+    assert_int_equal(weft_detach(t), -EINVAL);
+    check_still_works(rt);
+}
+
+static void test_join_after_detach_einval(void **state) {
+    weft_runtime *rt = *state;
+    atomic_store(&finished, 0);
+    weft_task *t = NULL;
+    assert_int_equal(weft_spawn(rt, finish_flag, NULL, &t), 0);
+    assert_int_equal(weft_detach(t), 0);
+    assert_true(wt_wait_atomic_ge(&finished, 1, 10 * WEFT_SEC));
+    wt_thread_sleep_ns(20 * WEFT_MSEC); /* let it finish and free itself */
+    assert_int_equal(weft_join(t, NULL), -EINVAL);
+    assert_int_equal(weft_detach(t), -EINVAL);
+    check_still_works(rt);
+}
+
+static void test_timed_calls_on_dead_handle_einval(void **state) {
+    weft_runtime *rt = *state;
+    weft_task *t = NULL;
+    assert_int_equal(weft_spawn(rt, return_arg, WT_PTR(1), &t), 0);
+    assert_int_equal(weft_join(t, NULL), 0);
+    size_t idx = 5;
+    assert_int_equal(weft_join_for(t, WEFT_MSEC, NULL), -EINVAL);
+    assert_int_equal(weft_cancel(t), -EINVAL);
+    assert_int_equal(weft_wait_any(&t, 1, WEFT_MSEC, &idx), -EINVAL);
+    assert_int_equal(weft_gather(&t, 1, NULL), -EINVAL);
+    check_still_works(rt);
+}
+
+/* A dead entry among live ones: nothing is consumed. */
+static void test_gather_dead_entry_consumes_nothing(void **state) {
+    weft_runtime *rt = *state;
+    weft_task *dead = NULL, *live[2] = {NULL, NULL};
+    assert_int_equal(weft_spawn(rt, return_arg, WT_PTR(1), &dead), 0);
+    assert_int_equal(weft_join(dead, NULL), 0);
+    /* Spawned after `dead` was consumed; they may reuse its memory, so
+     * compare pointers and skip the check if they collide. */
+    assert_int_equal(weft_spawn(rt, return_arg, WT_PTR(2), &live[0]), 0);
+    assert_int_equal(weft_spawn(rt, return_arg, WT_PTR(3), &live[1]), 0);
+    if (live[0] != dead && live[1] != dead) {
+        weft_task *ts[3] = {live[0], dead, live[1]};
+        assert_int_equal(weft_gather(ts, 3, NULL), -EINVAL);
+    }
+    void *r[2];
+    assert_int_equal(weft_gather(live, 2, r), 0);
+    assert_int_equal(WT_INT(r[0]), 2);
+    assert_int_equal(WT_INT(r[1]), 3);
+}
+
+/* A destroyed runtime is not a live runtime. */
+static void test_destroy_twice_einval(void **state) {
+    (void)state;
+    weft_runtime *rt = wt_runtime_new(1);
+    assert_non_null(rt);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(weft_runtime_destroy(rt), -EINVAL);
+    assert_int_equal(weft_runtime_workers(rt), -EINVAL);
+}
+
+#define RT_TEST(f) cmocka_unit_test_setup_teardown(f, setup_rt, teardown_rt)
+
+int main(void) {
+    wt_init();
+    const struct CMUnitTest tests[] = {
+        RT_TEST(test_join_after_join_einval),
+        RT_TEST(test_join_after_detach_einval),
+        RT_TEST(test_timed_calls_on_dead_handle_einval),
+        RT_TEST(test_gather_dead_entry_consumes_nothing),
+        cmocka_unit_test(test_destroy_twice_einval),
+    };
+    return cmocka_run_group_tests_name("api.handles", tests, NULL, NULL);
+}

@@ -1,0 +1,90 @@
+/* tests/unit/test_fiber.c - lib/fiber.[ch]: initial state, references,
+ * the control-block cache. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "fiber.h"
+
+static void *body(void *arg) { return arg; }
+
+static struct weft_fiber_pool pool;
+
+static int setup(void **state) {
+    (void)state;
+    weft__fiber_pool_init(&pool);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    weft__fiber_pool_fini(&pool); /* frees every block, whatever its state */
+    return 0;
+}
+
+static void test_new_fiber_state(void **state) {
+    (void)state;
+    struct weft_fiber *f = weft__fiber_new(&pool, NULL, NULL, body, (void *)5, 3, true);
+    assert_non_null(f);
+    assert_true(weft__fiber_valid(f));
+    assert_int_equal(weft__fiber_status(f), WEFT_FIBER_NEW);
+    assert_int_equal(atomic_load(&f->refs), 2);
+    assert_int_equal(atomic_load(&f->handle_live), 1);
+    assert_int_equal(atomic_load(&f->joiner), WEFT_JOINER_NONE);
+    assert_null(f->stack);
+    assert_int_equal(f->stack_class, 3);
+    assert_ptr_equal(f->arg, (void *)5);
+    weft__fiber_unref_n(f, 2, NULL);
+    assert_false(weft__fiber_valid(f));
+}
+
+/* The last reference recycles into the cache, and the cache hands the
+ * block out again; a recycled block reads as dead until then. */
+static void test_last_unref_recycles(void **state) {
+    (void)state;
+    struct weft_fiber_cache cache = {0};
+    struct weft_fiber *f = weft__fiber_new(&pool, &cache, NULL, body, NULL, 0, true);
+    weft__fiber_unref(f, &cache);
+    assert_true(weft__fiber_valid(f)); /* one reference left */
+    unsigned cached = cache.count;      /* a batch came from the pool */
+    weft__fiber_unref(f, &cache);
+    assert_false(weft__fiber_valid(f)); /* still readable memory (P2) */
+    assert_int_equal(cache.count, cached + 1);
+    struct weft_fiber *g = weft__fiber_new(&pool, &cache, NULL, body, NULL, 0, false);
+    assert_ptr_equal(g, f);
+    assert_int_equal(cache.count, cached);
+    assert_int_equal(atomic_load(&g->refs), 1);
+    assert_int_equal(atomic_load(&g->handle_live), 0);
+    weft__fiber_unref(g, &cache);
+    weft__fiber_cache_drain(&cache, &pool);
+    assert_int_equal(cache.count, 0);
+    assert_null(cache.head);
+}
+
+/* A worker that only frees does not hoard: its cache stays bounded, the
+ * surplus goes back to the pool for the others. */
+static void test_cache_is_bounded(void **state) {
+    (void)state;
+    struct weft_fiber_cache producer = {0}, consumer = {0};
+    enum { N = 5000 };
+    static struct weft_fiber *f[N];
+    for (int i = 0; i < N; i++)
+        f[i] = weft__fiber_new(&pool, &producer, NULL, body, NULL, 0, false);
+    for (int i = 0; i < N; i++)
+        weft__fiber_unref(f[i], &consumer);
+    assert_true(consumer.count <= WEFT_FIBER_CACHE_MAX);
+    assert_true(pool.nfree >= N - WEFT_FIBER_CACHE_MAX);
+    weft__fiber_cache_drain(&producer, &pool);
+    weft__fiber_cache_drain(&consumer, &pool);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_new_fiber_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_last_unref_recycles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_is_bounded, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("fiber", tests, NULL, NULL);
+}

@@ -1,0 +1,115 @@
+/* tests/unit/test_join.c - lib/join.c: inline join, forwarding of
+ * cancellation, gather with a task listed twice. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "runtime.h"
+#include "sched.h"
+
+static atomic_int failures;
+#define CHECK(c) do { if (!(c)) atomic_fetch_add(&failures, 1); } while (0)
+
+static weft_runtime *make_rt(unsigned workers) {
+    weft_runtime *rt;
+    weft_config cfg = {.workers = workers};
+    assert_int_equal(weft_runtime_create(&rt, &cfg), 0);
+    return rt;
+}
+
+/* ---- Inline join: the child runs on the joiner's stack, as itself ----- */
+
+static void *whoami(void *arg) {
+    (void)arg;
+    struct weft_fiber *f = (struct weft_fiber *)weft_self();
+    CHECK(f->inlined);
+    return (void *)weft_self();
+}
+
+static void *join_fresh_child(void *arg) {
+    (void)arg;
+    weft_task *t;
+    CHECK(weft_spawn(NULL, whoami, NULL, &t) == 0);
+    void *who;
+    CHECK(weft_join(t, &who) == 0);
+    CHECK(who == (void *)t);          /* weft_self() was the child */
+    CHECK(weft_self() != (void *)t);  /* and is the parent again */
+    return NULL;
+}
+
+static void test_join_of_fresh_child_runs_inline(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(1);
+    assert_int_equal(weft_run(rt, join_fresh_child, NULL, NULL), 0);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
+/* ---- Cancelling a joiner reaches the task it joins -------------------- */
+
+static void *sleepy(void *arg) {
+    (void)arg;
+    int rc = weft_sleep(10 * WEFT_SEC);
+    return (void *)(intptr_t)rc;
+}
+
+static void *joiner(void *arg) {
+    (void)arg;
+    weft_task *t;
+    CHECK(weft_spawn(NULL, sleepy, NULL, &t) == 0);
+    void *rc;
+    CHECK(weft_join(t, &rc) == 0); /* consumed even though we are cancelled */
+    CHECK((intptr_t)rc == -ECANCELED);
+    CHECK(weft_cancelled());
+    return NULL;
+}
+
+static void test_cancel_forwards_through_join(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(2);
+    weft_task *j;
+    uint64_t start = weft_now();
+    assert_int_equal(weft_spawn(rt, joiner, NULL, &j), 0);
+    weft_sleep(30 * WEFT_MSEC);
+    assert_int_equal(weft_cancel(j), 0);
+    assert_int_equal(weft_join(j, NULL), 0);
+    assert_true(weft_now() - start < 5 * WEFT_SEC);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
+/* ---- gather with a task listed twice consumes it once ----------------- */
+
+static void *seven(void *arg) {
+    (void)arg;
+    weft_sleep(2 * WEFT_MSEC);
+    return (void *)7;
+}
+
+static void test_gather_with_duplicate_entry(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(2);
+    weft_task *a, *b;
+    assert_int_equal(weft_spawn(rt, seven, NULL, &a), 0);
+    assert_int_equal(weft_spawn(rt, seven, NULL, &b), 0);
+    weft_task *ts[3] = {a, b, a};
+    void *r[3] = {0};
+    assert_int_equal(weft_gather(ts, 3, r), 0);
+    assert_ptr_equal(r[0], (void *)7);
+    assert_ptr_equal(r[1], (void *)7);
+    assert_ptr_equal(r[2], (void *)7);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_join_of_fresh_child_runs_inline),
+        cmocka_unit_test(test_cancel_forwards_through_join),
+        cmocka_unit_test(test_gather_with_duplicate_entry),
+    };
+    return cmocka_run_group_tests_name("join", tests, NULL, NULL);
+}

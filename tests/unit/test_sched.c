@@ -1,0 +1,193 @@
+/* tests/unit/test_sched.c - lib/sched.[ch]: depth-first fork-join, the
+ * fairness of yield, take-back, quiescence. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "runtime.h"
+#include "sched.h"
+#include "wait.h"
+
+static atomic_int failures; /* seen inside fibers; asserted on main */
+#define CHECK(c) do { if (!(c)) atomic_fetch_add(&failures, 1); } while (0)
+
+static weft_runtime *make_rt(unsigned workers) {
+    weft_runtime *rt;
+    weft_config cfg = {.workers = workers};
+    assert_int_equal(weft_runtime_create(&rt, &cfg), 0);
+    return rt;
+}
+
+/* ---- Depth-first fork-join: live fibers ~ depth x workers ------------- */
+
+static atomic_long live, max_live;
+
+static void *tree(void *arg) {
+    long d = (long)(intptr_t)arg;
+    long now = atomic_fetch_add(&live, 1) + 1;
+    long seen = atomic_load(&max_live);
+    while (now > seen && !atomic_compare_exchange_weak(&max_live, &seen, now))
+        ;
+    long sum = 1;
+    if (d > 0) {
+        weft_task *l, *r;
+        CHECK(weft_spawn(NULL, tree, (void *)(intptr_t)(d - 1), &l) == 0);
+        CHECK(weft_spawn(NULL, tree, (void *)(intptr_t)(d - 1), &r) == 0);
+        void *a = NULL, *b = NULL;
+        CHECK(weft_join(r, &b) == 0);
+        CHECK(weft_join(l, &a) == 0);
+        sum += (long)(intptr_t)a + (long)(intptr_t)b;
+    }
+    atomic_fetch_sub(&live, 1);
+    return (void *)(intptr_t)sum;
+}
+
+static void test_fork_join_runs_depth_first(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(2);
+    const long depth = 16;
+    void *sum;
+    assert_int_equal(weft_run(rt, tree, (void *)(intptr_t)depth, &sum), 0);
+    assert_int_equal((long)(intptr_t)sum, (1L << (depth + 1)) - 1);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+    /* 131,071 tasks; depth-first keeps a few per level per worker live,
+     * breadth-first would have tens of thousands. */
+    assert_true(atomic_load(&max_live) <= 4 * (depth + 1) * 2);
+}
+
+/* ---- Yield: a spinning fiber does not starve the one it waits for ----- */
+
+static atomic_int flag;
+
+static void *set_flag(void *arg) {
+    (void)arg;
+    atomic_store(&flag, 1);
+    return NULL;
+}
+
+static void *spin_until_flag(void *arg) {
+    (void)arg;
+    weft_task *t;
+    CHECK(weft_spawn(NULL, set_flag, NULL, &t) == 0);
+    /* Many yields but a bounded number: the setter must run soon. */
+    long spins = 0;
+    while (!atomic_load(&flag) && spins < 1000000) {
+        weft_yield();
+        spins++;
+    }
+    CHECK(atomic_load(&flag) == 1);
+    CHECK(weft_join(t, NULL) == 0);
+    return (void *)spins;
+}
+
+static void test_yield_lets_others_run(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(1);
+    void *spins;
+    assert_int_equal(weft_run(rt, spin_until_flag, NULL, &spins), 0);
+    assert_true((long)(intptr_t)spins < 1000);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
+/* ---- Take-back: a fiber among the last few of our deque ------------- */
+
+static void *nothing(void *arg) { return arg; }
+
+/* Finish a taken-back fiber by hand, as join.c's inline path does. */
+static void finish_by_hand(struct weft_worker *w, weft_task *t) {
+    struct weft_fiber *f = (struct weft_fiber *)t;
+    uint32_t expect = WEFT_FIBER_NEW;
+    CHECK(atomic_compare_exchange_strong(&f->status, &expect, WEFT_FIBER_STARTED));
+    weft__task_publish(f, NULL, 0, WEFT_FIBER_DONE);
+    weft__sched_count_finished(w);
+    weft__fiber_unref(f, NULL); /* the run reference */
+}
+
+static void *take_back_cases(void *arg) {
+    (void)arg;
+    struct weft_worker *w = weft__sched_worker();
+#if WEFT_DEQUE_CAP < 32
+    /* The smallq build spills most of these to the inject queue. */
+    (void)finish_by_hand;
+    weft_task *one;
+    CHECK(weft_spawn(NULL, nothing, NULL, &one) == 0);
+    CHECK(weft__sched_take_back(w, (struct weft_fiber *)one));
+    finish_by_hand(w, one);
+    CHECK(weft_join(one, NULL) == 0);
+    return NULL;
+#endif
+    enum { N = 20 };
+    weft_task *t[N];
+    for (int i = 0; i < N; i++)
+        CHECK(weft_spawn(NULL, nothing, NULL, &t[i]) == 0);
+    /* The newest is in the LIFO slot, the rest in the deque. */
+    CHECK(atomic_load(&w->next) == (struct weft_fiber *)t[N - 1]);
+    CHECK(weft__deque_size(&w->deque) == N - 1);
+    /* t[0] is under eighteen others: too deep to take back; all stay. */
+    CHECK(!weft__sched_take_back(w, (struct weft_fiber *)t[0]));
+    CHECK(weft__deque_size(&w->deque) == N - 1);
+    /* t[9] is ten from the bottom: taken, the nine above it stay. */
+    CHECK(weft__sched_take_back(w, (struct weft_fiber *)t[9]));
+    CHECK(weft__deque_size(&w->deque) == N - 2);
+    finish_by_hand(w, t[9]);
+    /* The order of the rest is kept: newest first. */
+    CHECK(weft__deque_pop(&w->deque) == (struct weft_fiber *)t[N - 2]);
+    CHECK(weft__deque_push(&w->deque, (struct weft_fiber *)t[N - 2]) == 0);
+    /* And the LIFO slot's fiber is taken back from the slot. */
+    CHECK(weft__sched_take_back(w, (struct weft_fiber *)t[N - 1]));
+    CHECK(atomic_load(&w->next) == NULL);
+    finish_by_hand(w, t[N - 1]);
+    for (int i = 0; i < N; i++)
+        CHECK(weft_join(t[i], NULL) == 0);
+    return NULL;
+}
+
+static void test_take_back_only_near_the_bottom(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(1);
+    assert_int_equal(weft_run(rt, take_back_cases, NULL, NULL), 0);
+    /* The root counts itself finished just after it wakes its joiner. */
+    uint64_t deadline = weft_now() + 5 * WEFT_SEC;
+    while (!weft__sched_quiescent(weft__runtime_sched(rt)) && weft_now() < deadline)
+        weft_sleep(WEFT_MSEC);
+    assert_true(weft__sched_quiescent(weft__runtime_sched(rt)));
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
+/* ---- Stack room reported for the running fiber ------------------------ */
+
+static void *stack_room(void *arg) {
+    (void)arg;
+    struct weft_worker *w = weft__sched_worker();
+    size_t left = weft__sched_stack_left(w);
+    CHECK(left > 0 && left <= w->current->stack->size);
+    CHECK(left > w->current->stack->size / 2);
+    return NULL;
+}
+
+static void test_stack_left_is_within_the_stack(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(2);
+    weft_task *t;
+    assert_int_equal(weft_spawn(rt, stack_room, NULL, &t), 0);
+    assert_int_equal(weft_join(t, NULL), 0);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fork_join_runs_depth_first),
+        cmocka_unit_test(test_yield_lets_others_run),
+        cmocka_unit_test(test_take_back_only_near_the_bottom),
+        cmocka_unit_test(test_stack_left_is_within_the_stack),
+    };
+    return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
+}

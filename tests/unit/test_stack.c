@@ -1,0 +1,113 @@
+/* tests/unit/test_stack.c - lib/stack.[ch]: classes, slabs, canaries,
+ * caches and trimming. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "stack.h"
+
+static void test_classes_round_up_to_powers_of_two(void **state) {
+    (void)state;
+    assert_int_equal(weft__stack_class(1), 0);
+    assert_int_equal(weft__stack_class(WEFT_STACK_MIN), 0);
+    assert_int_equal(weft__stack_class(WEFT_STACK_MIN + 1), 1);
+    assert_int_equal(weft__stack_class_size(weft__stack_class(WEFT_STACK_DEFAULT)),
+                     WEFT_STACK_DEFAULT);
+    assert_int_equal(weft__stack_class_size(weft__stack_class(100 * 1024)), 128 * 1024);
+    assert_int_equal(weft__stack_class(WEFT_STACK_MAX), WEFT_STACK_CLASSES - 1);
+    assert_int_equal(weft__stack_class(WEFT_STACK_MAX + 1), -1);
+    assert_int_equal(weft__stack_class(0), -1);
+}
+
+/* Stacks are distinct, usable end to end, and carry a valid canary just
+ * below their usable region (S2). */
+static void test_stacks_are_distinct_usable_and_armed(void **state) {
+    (void)state;
+    struct weft_stack_pool pool;
+    struct weft_stack_cache cache = {0};
+    int k = weft__stack_class(64 * 1024);
+    weft__stack_pool_init(&pool, k);
+    enum { N = 40 };
+    struct weft_stack *s[N];
+    for (int i = 0; i < N; i++) {
+        s[i] = weft__stack_get(&pool, &cache, 8);
+        assert_non_null(s[i]);
+        assert_true(s[i]->size >= 64 * 1024 - 4096 - WEFT_STACK_TOP_RESERVE);
+        assert_true((uintptr_t)s[i]->canary < (uintptr_t)s[i]->lo);
+        assert_true(weft__stack_canary_ok(s[i]));
+        memset(s[i]->lo, 0xab, s[i]->size); /* the whole region is ours */
+        for (int j = 0; j < i; j++)
+            assert_ptr_not_equal(s[i], s[j]);
+    }
+    /* Writing every stack did not touch any other stack's canary. */
+    for (int i = 0; i < N; i++)
+        assert_true(weft__stack_canary_ok(s[i]));
+    /* An overflow by one word is seen. */
+    uint64_t saved = *s[3]->canary;
+    *s[3]->canary = 0;
+    assert_false(weft__stack_canary_ok(s[3]));
+    *s[3]->canary = saved;
+    for (int i = 0; i < N; i++)
+        weft__stack_put(&pool, &cache, 8, s[i]);
+    /* Beyond the high-water mark, stacks went back to the pool. */
+    assert_true(cache.count <= 8);
+    assert_true(pool.nfree > 0);
+    weft__stack_cache_drain(&pool, &cache);
+    assert_int_equal(cache.count, 0);
+    /* Every stack is back: whole slabs went back to the OS at once, and
+     * a stack handed out again is armed again. */
+    assert_true(weft__stack_pool_trimmed(&pool) >= 1);
+    struct weft_stack *again = weft__stack_get(&pool, &cache, 8);
+    assert_true(weft__stack_canary_ok(again));
+    weft__stack_put(&pool, &cache, 8, again);
+    weft__stack_cache_drain(&pool, &cache);
+    weft__stack_pool_fini(&pool);
+}
+
+/* A warm stack comes back first (LIFO cache): reuse before fresh pages. */
+static void test_cache_reuses_the_warmest_stack(void **state) {
+    (void)state;
+    struct weft_stack_pool pool;
+    struct weft_stack_cache cache = {0};
+    weft__stack_pool_init(&pool, 0);
+    struct weft_stack *a = weft__stack_get(&pool, &cache, 16);
+    struct weft_stack *b = weft__stack_get(&pool, &cache, 16);
+    weft__stack_put(&pool, &cache, 16, a);
+    weft__stack_put(&pool, &cache, 16, b);
+    assert_ptr_equal(weft__stack_get(&pool, &cache, 16), b);
+    assert_ptr_equal(weft__stack_get(&pool, &cache, 16), a);
+    weft__stack_put(&pool, &cache, 16, a);
+    weft__stack_put(&pool, &cache, 16, b);
+    weft__stack_cache_drain(&pool, &cache);
+    weft__stack_pool_fini(&pool);
+}
+
+/* The fault classifier used by the SIGSEGV handler. */
+static void test_fault_classification(void **state) {
+    (void)state;
+    struct weft_stack_pool pool;
+    struct weft_stack_cache cache = {0};
+    weft__stack_pool_init(&pool, 0);
+    struct weft_stack *s = weft__stack_get(&pool, &cache, 4);
+    uintptr_t lo = (uintptr_t)s->lo;
+    assert_true(weft__stack_fault_is_overflow(s, lo - 8, lo + 100));
+    assert_true(weft__stack_fault_is_overflow(s, 0x1000, lo - 16));
+    assert_false(weft__stack_fault_is_overflow(s, 0x1000, lo + 512));
+    assert_false(weft__stack_fault_is_overflow(s, lo + s->size + (1u << 20), lo + 512));
+    weft__stack_put(&pool, &cache, 4, s);
+    weft__stack_cache_drain(&pool, &cache);
+    weft__stack_pool_fini(&pool);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_classes_round_up_to_powers_of_two),
+        cmocka_unit_test(test_stacks_are_distinct_usable_and_armed),
+        cmocka_unit_test(test_cache_reuses_the_warmest_stack),
+        cmocka_unit_test(test_fault_classification),
+    };
+    return cmocka_run_group_tests_name("stack", tests, NULL, NULL);
+}

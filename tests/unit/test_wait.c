@@ -1,0 +1,99 @@
+/* tests/unit/test_wait.c - lib/wait.[ch]: the wait-word protocol, driven
+ * by hand on a control block that never runs, and plain-thread waiters. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "fiber.h"
+#include "wait.h"
+
+static void *body(void *arg) { return arg; }
+static struct weft_fiber_pool pool;
+
+static uint32_t state_of(struct weft_fiber *f) {
+    return (uint32_t)atomic_load(&f->wait) & WEFT_WAIT_STATE_MASK;
+}
+
+/* A wake that comes while the fiber is still on its stack notifies; the
+ * switch-out path would then queue it. A second wake of the same wait,
+ * and any wake naming an older generation, are stale. */
+static void test_claim_while_waiting_notifies_once(void **state) {
+    (void)state;
+    struct weft_fiber *f = weft__fiber_new(&pool, NULL, NULL, body, NULL, 0, false);
+    uint32_t gen = weft__wait_prepare(f, false);
+    assert_int_equal(state_of(f), WEFT_WAIT_WAITING);
+    assert_int_equal(weft__wait_claim(f, gen - 1), WEFT_WAKE_STALE);
+    assert_int_equal(weft__wait_claim(f, gen), WEFT_WAKE_NOTIFIED);
+    assert_int_equal(state_of(f), WEFT_WAIT_NOTIFIED);
+    assert_int_equal(weft__wait_claim(f, gen), WEFT_WAKE_STALE);
+    weft__wait_abort(f);
+    assert_int_equal(state_of(f), WEFT_WAIT_RUNNING);
+    weft__fiber_unref(f, NULL);
+}
+
+/* Once parked, exactly one claim wins and must queue the fiber. */
+static void test_claim_after_park_claims_once(void **state) {
+    (void)state;
+    struct weft_fiber *f = weft__fiber_new(&pool, NULL, NULL, body, NULL, 0, false);
+    uint32_t gen = weft__wait_prepare(f, true);
+    /* Simulate the publish half without a scheduler: WAITING -> PARKED. */
+    uint64_t w = atomic_load(&f->wait);
+    atomic_store(&f->wait, (w & ~(uint64_t)WEFT_WAIT_STATE_MASK) | WEFT_WAIT_PARKED);
+    assert_int_equal(weft__wait_claim(f, gen), WEFT_WAKE_CLAIMED);
+    assert_int_equal(state_of(f), WEFT_WAIT_RUNNABLE);
+    assert_int_equal(weft__wait_claim(f, gen), WEFT_WAKE_STALE);
+    /* A later wait has a new generation; the old one cannot end it. */
+    weft__wait_abort(f);
+    uint32_t gen2 = weft__wait_prepare(f, false);
+    assert_int_not_equal(gen2, gen);
+    assert_int_equal(weft__wait_claim(f, gen), WEFT_WAKE_STALE);
+    assert_int_equal(weft__wait_claim(f, gen2), WEFT_WAKE_NOTIFIED);
+    weft__wait_abort(f);
+    weft__fiber_unref(f, NULL);
+}
+
+/* A waiter for n events ends on the n-th signal, not before. */
+static struct weft_waiter thread_waiter;
+static void *signal_three(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        weft__waiter_signal(&thread_waiter);
+    return NULL;
+}
+
+static void test_thread_waiter_counts_events(void **state) {
+    (void)state;
+    weft__waiter_init(&thread_waiter, NULL, 3, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, signal_three, NULL), 0);
+    assert_int_equal(weft__waiter_block(&thread_waiter, WEFT_FOREVER), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(atomic_load(&thread_waiter.pending), 0);
+}
+
+/* A deadline with no event: -ETIMEDOUT, never early. */
+static void test_thread_waiter_times_out_not_early(void **state) {
+    (void)state;
+    struct weft_waiter wt;
+    weft__waiter_init(&wt, NULL, 1, false);
+    uint64_t start = weft_now();
+    assert_int_equal(weft__waiter_block(&wt, start + 20 * WEFT_MSEC), -ETIMEDOUT);
+    assert_true(weft_now() - start >= 20 * WEFT_MSEC);
+}
+
+int main(void) {
+    weft__fiber_pool_init(&pool);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_claim_while_waiting_notifies_once),
+        cmocka_unit_test(test_claim_after_park_claims_once),
+        cmocka_unit_test(test_thread_waiter_counts_events),
+        cmocka_unit_test(test_thread_waiter_times_out_not_early),
+    };
+    int failed = cmocka_run_group_tests_name("wait", tests, NULL, NULL);
+    weft__fiber_pool_fini(&pool);
+    return failed;
+}
