@@ -4,6 +4,7 @@
  * reverse. See "Shutdown" in sched.c for how destroy waits.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +14,36 @@
 #include "wait.h"
 
 #define DEFAULT_STACK_CACHE 64u
+
+/*
+ * Runtime objects are never returned to the allocator: a destroyed one is
+ * kept, its magic cleared, and reused by the next weft_runtime_create. So
+ * a call on a destroyed runtime reads valid memory and returns -EINVAL
+ * instead of touching freed memory. The lock is taken only by create and
+ * destroy.
+ */
+static pthread_mutex_t retired_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft_runtime *retired; /* linked through retired_next */
+
+static struct weft_runtime *runtime_alloc(void) {
+    pthread_mutex_lock(&retired_lock);
+    struct weft_runtime *rt = retired;
+    if (rt)
+        retired = rt->retired_next;
+    pthread_mutex_unlock(&retired_lock);
+    if (!rt)
+        rt = aligned_alloc(WEFT_CACHELINE,
+                           (sizeof *rt + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1));
+    return rt;
+}
+
+static void runtime_retire(struct weft_runtime *rt) {
+    rt->magic = 0;
+    pthread_mutex_lock(&retired_lock);
+    rt->retired_next = retired;
+    retired = rt;
+    pthread_mutex_unlock(&retired_lock);
+}
 
 struct weft_sched *weft__runtime_sched(weft_runtime *rt) {
     if (!rt || rt->magic != WEFT_RUNTIME_MAGIC)
@@ -58,9 +89,7 @@ int weft_runtime_create(weft_runtime **out, const weft_config *cfg) {
     int rc = check_config(cfg, &workers, &klass, &cache);
     if (rc)
         return rc;
-    struct weft_runtime *rt = aligned_alloc(WEFT_CACHELINE,
-                                            (sizeof *rt + WEFT_CACHELINE - 1) &
-                                                ~(size_t)(WEFT_CACHELINE - 1));
+    struct weft_runtime *rt = runtime_alloc();
     if (!rt) {
         rc = -ENOMEM;
         goto fail_alloc;
@@ -86,7 +115,7 @@ fail_start:
 fail_timer:
     weft__sched_fini(&rt->sched);
 fail_sched:
-    free(rt);
+    runtime_retire(rt);
 fail_alloc:
     errno = saved_errno;
     return rc;
@@ -128,7 +157,7 @@ int weft_runtime_destroy(weft_runtime *rt) {
     weft__sched_stop(s);
     weft__timer_destroy(s->timer);
     weft__sched_fini(s);
-    free(rt);
+    runtime_retire(rt);
     errno = saved_errno;
     return 0;
 }

@@ -15,6 +15,7 @@ struct weft_runtime {
     uint64_t magic;                /* WEFT_RUNTIME_MAGIC while usable */
     _Atomic uint32_t destroying;   /* set once by weft_runtime_destroy */
     struct weft_sched sched;
+    struct weft_runtime *retired_next; /* runtime.c, retired_lock */
 };
 
 /* rt's scheduler, or NULL if rt is not a live runtime. */

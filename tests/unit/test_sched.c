@@ -56,8 +56,12 @@ static void test_fork_join_runs_depth_first(void **state) {
     assert_int_equal(weft_runtime_destroy(rt), 0);
     assert_int_equal(atomic_load(&failures), 0);
     /* 131,071 tasks; depth-first keeps a few per level per worker live,
-     * breadth-first would have tens of thousands. */
-    assert_true(atomic_load(&max_live) <= 4 * (depth + 1) * 2);
+     * breadth-first would have tens of thousands. (The smallq build's
+     * 4-slot deques spill to the FIFO inject queue: no such bound.) */
+#if WEFT_DEQUE_CAP >= 64
+    if (atomic_load(&max_live) > 4 * (depth + 1) * 2)
+        fail_msg("%ld fibers live at once", atomic_load(&max_live));
+#endif
 }
 
 /* ---- Yield: a spinning fiber does not starve the one it waits for ----- */
