@@ -156,10 +156,19 @@ typedef struct weft_spawn_opts {
     /* Stack reservation for this fiber in bytes; 0: the runtime's. Same
      * range and rounding as weft_config.stack_size. */
     size_t stack_size;
+    /* A name for diagnostics (the stack-overflow report names the fiber
+     * by it, and by its entry function). Not copied: it must outlive the
+     * task. NULL: none. */
+    const char *name;
     uint32_t _reserved[6];
 } weft_spawn_opts;
 
-/* weft_spawn with options (opts may be NULL). Same contract. */
+/* weft_spawn with options (opts may be NULL). Same contract.
+ *
+ * Stack overflow is never silent: a guard page below each stack (while
+ * the process's mapping budget lasts) and a canary checked at every
+ * switch make the process abort with a message on stderr that says
+ * "stack overflow" and names the fiber (its name, its entry function). */
 WEFT_EXPORT int weft_spawn_ex(weft_runtime *rt, weft_fn fn, void *arg,
                               const weft_spawn_opts *opts, weft_task **task);
 

@@ -109,6 +109,7 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
     f->magic = WEFT_FIBER_MAGIC;
     f->fn = fn;
     f->arg = arg;
+    f->name = NULL;
     f->sched = s;
     f->pool = pool;
     f->stack_class = (uint8_t)stack_class;

@@ -79,6 +79,7 @@ struct weft_fiber {
     uint32_t magic;
     weft_fn fn;
     void *arg;
+    const char *name;              /* weft_spawn_opts.name, or NULL */
     struct weft_sched *sched;
     struct weft_fiber_pool *pool;  /* where the block returns (P1) */
     uint8_t stack_class;

@@ -106,6 +106,8 @@ int weft_spawn_ex(weft_runtime *rt, weft_fn fn, void *arg, const weft_spawn_opts
         weft__sched_unadmit(s, w);
         return -ENOMEM;
     }
+    if (opts)
+        f->name = opts->name;
     if (task)
         *task = (weft_task *)f;
     weft__sched_submit(s, w, f);

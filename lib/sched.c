@@ -432,16 +432,25 @@ static struct weft_fiber *pick_local(struct weft_worker *w) {
 
 /* ---- Switching ---------------------------------------------------------- */
 
+/* Describe f for a panic message: its name, its entry function (when the
+ * dynamic symbol table has it), and its address. */
+static void describe(struct weft_fiber *f, char *buf, size_t len) {
+    Dl_info info;
+    const char *entry = dladdr((void *)(uintptr_t)f->fn, &info) && info.dli_sname
+                            ? info.dli_sname
+                            : "?";
+    snprintf(buf, len, "fiber %p \"%s\" (entry %s at %p)", (void *)f,
+             f->name ? f->name : "", entry, (void *)(uintptr_t)f->fn);
+}
+
 static void check_canary(struct weft_fiber *f) {
     if (WEFT_UNLIKELY(!weft__stack_canary_ok(f->stack))) {
-        Dl_info info;
-        const char *name = dladdr((void *)(uintptr_t)f->fn, &info) && info.dli_sname
-                               ? info.dli_sname
-                               : "?";
-        weft__panic("weft: stack overflow in fiber %p (entry %s at %p): its "
-                    "canary was overwritten (stack %zu bytes; raise "
-                    "weft_config.stack_size or weft_spawn_opts.stack_size)",
-                    (void *)f, name, (void *)(uintptr_t)f->fn, f->stack->size);
+        char who[256];
+        describe(f, who, sizeof who);
+        weft__panic("weft: stack overflow in %s: the canary below its %zu-byte "
+                    "stack was overwritten (raise weft_config.stack_size or "
+                    "weft_spawn_opts.stack_size)",
+                    who, f->stack->size);
     }
 }
 
@@ -817,15 +826,12 @@ static void on_segv(int sig, siginfo_t *si, void *uctx) {
         sp = (uintptr_t)((ucontext_t *)uctx)->uc_mcontext.sp;
 #endif
         if (weft__stack_fault_is_overflow(f->stack, (uintptr_t)si->si_addr, sp)) {
-            Dl_info info;
-            const char *name = dladdr((void *)(uintptr_t)f->fn, &info) && info.dli_sname
-                                   ? info.dli_sname
-                                   : "?";
-            weft__panic("weft: stack overflow in fiber %p (entry %s at %p) on "
-                        "worker %u: fault at %p, stack [%p, %p) (raise "
-                        "weft_config.stack_size or weft_spawn_opts.stack_size)",
-                        (void *)f, name, (void *)(uintptr_t)f->fn, w->index,
-                        si->si_addr, f->stack->lo,
+            char who[256];
+            describe(f, who, sizeof who);
+            weft__panic("weft: stack overflow in %s on worker %u: fault at %p, "
+                        "stack [%p, %p) (raise weft_config.stack_size or "
+                        "weft_spawn_opts.stack_size)",
+                        who, w->index, si->si_addr, f->stack->lo,
                         (void *)((char *)f->stack->lo + f->stack->size));
         }
     }

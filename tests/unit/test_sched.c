@@ -6,6 +6,10 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "runtime.h"
@@ -186,12 +190,59 @@ static void test_stack_left_is_within_the_stack(void **state) {
     assert_int_equal(atomic_load(&failures), 0);
 }
 
+/* ---- A clobbered canary is caught at the next switch-out ------------- */
+
+static void *clobber_canary(void *arg) {
+    (void)arg;
+    struct weft_worker *w = weft__sched_worker();
+    *w->current->stack->canary = 0; /* what an overflow past the guard does */
+    weft_yield();
+    return NULL;
+}
+
+static void test_canary_checked_at_switch_out(void **state) {
+    (void)state;
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pipefd[1], STDERR_FILENO);
+        weft_runtime *rt;
+        weft_config cfg = {.workers = 1};
+        if (weft_runtime_create(&rt, &cfg) != 0)
+            _exit(3);
+        weft_task *t;
+        weft_spawn_opts opts = {.name = "clobberer"};
+        weft_spawn_ex(rt, clobber_canary, NULL, &opts, &t);
+        /* Something else to switch to, so the yield switches out. */
+        weft_spawn(rt, nothing, NULL, NULL);
+        weft_join(t, NULL);
+        _exit(0);
+    }
+    close(pipefd[1]);
+    char out[2048] = {0};
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof out - 1 && (n = read(pipefd[0], out + got, sizeof out - 1 - got)) > 0)
+        got += (size_t)n;
+    close(pipefd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+    assert_non_null(strstr(out, "stack overflow"));
+    assert_non_null(strstr(out, "clobberer"));
+    assert_non_null(strstr(out, "canary"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fork_join_runs_depth_first),
         cmocka_unit_test(test_yield_lets_others_run),
         cmocka_unit_test(test_take_back_only_near_the_bottom),
         cmocka_unit_test(test_stack_left_is_within_the_stack),
+        cmocka_unit_test(test_canary_checked_at_switch_out),
     };
     return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
 }
