@@ -305,7 +305,7 @@ static bool withdraw(struct weft_fiber *f, struct weft_waiter *wt) {
 static void drain_signals(struct weft_waiter *wt, int64_t target) {
     while (atomic_load_explicit(&wt->pending, memory_order_acquire) > target) {
         if (wt->fiber)
-            weft__sched_yield();
+            weft__sched_yield(weft__sched_worker());
         else
             sched_yield();
     }
@@ -540,13 +540,6 @@ int weft_wait_any(weft_task *const *ts, size_t n, uint64_t timeout_ns, size_t *i
 }
 
 /* ---- The current fiber -------------------------------------------------- */
-
-void weft_yield(void) {
-    if (weft__sched_current())
-        weft__sched_yield();
-    else
-        sched_yield();
-}
 
 weft_task *weft_self(void) { return (weft_task *)weft__sched_current(); }
 

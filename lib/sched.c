@@ -109,6 +109,7 @@
  * thread parking/unparking"); Tokio scheduler/multi_thread/worker.rs.
  */
 #include <dlfcn.h>
+#include <sched.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -455,8 +456,9 @@ static void check_canary(struct weft_fiber *f) {
 }
 
 /* The resumed side of every switch ("Publish after switch"). Runs on the
- * new context's stack, on the worker that made the jump. */
-static WEFT_NOINLINE struct weft_worker *after_switch(struct weft_transfer t) {
+ * new context's stack, on the worker that made the jump: it takes that
+ * worker from the jump's data, never from a thread-local. */
+static inline struct weft_worker *after_switch(struct weft_transfer t) {
     struct weft_worker *w = t.data;
     struct weft_fiber *prev = w->prev;
     if (!prev) {
@@ -485,7 +487,7 @@ static WEFT_NOINLINE struct weft_worker *after_switch(struct weft_transfer t) {
         }
     }
     if (w->current)
-        errno = w->current->saved_errno;
+        *w->errno_addr = w->current->saved_errno;
     return w;
 }
 
@@ -503,15 +505,14 @@ static struct weft_worker *jump_to(struct weft_worker *w, struct weft_context *f
 struct weft_worker *weft__sched_switch_out(struct weft_worker *w, enum weft_after after) {
     struct weft_fiber *self = w->current;
     check_canary(self);
-    self->saved_errno = errno;
+    self->saved_errno = *w->errno_addr;
     struct weft_fiber *to = pick_local(w);
     w->prev = self;
     w->after = after;
     return jump_to(w, &self->ctx, to);
 }
 
-void weft__sched_yield(void) {
-    struct weft_worker *w = weft__sched_worker();
+void weft__sched_yield(struct weft_worker *w) {
     struct weft_fiber *self = w->current;
     struct weft_fiber *to = pick_local(w);
     while (!to && weft__inject_len(&w->sched->inject)) {
@@ -522,10 +523,18 @@ void weft__sched_yield(void) {
     if (!to)
         return; /* nothing else is ready here: keep running */
     check_canary(self);
-    self->saved_errno = errno;
+    self->saved_errno = *w->errno_addr;
     w->prev = self;
     w->after = WEFT_AFTER_YIELD;
     jump_to(w, &self->ctx, to);
+}
+
+void weft_yield(void) {
+    struct weft_worker *w = weft__sched_worker();
+    if (w && w->current)
+        weft__sched_yield(w);
+    else
+        sched_yield();
 }
 
 void weft__sched_exit(struct weft_worker *w, void *result) {
@@ -545,7 +554,7 @@ static void fiber_entry(struct weft_transfer t) {
     weft__context_started(&w->current->ctx);
     w = after_switch(t);
     struct weft_fiber *self = w->current;
-    errno = 0;
+    *w->errno_addr = 0;
     void *result = self->fn(self->arg);
     weft__sched_exit(weft__sched_worker(), result);
 }
@@ -693,13 +702,12 @@ static void start_spinning(struct weft_worker *w) {
 static struct weft_fiber *steal_work(struct weft_worker *w) {
     struct weft_sched *s = w->sched;
     unsigned n = s->nworkers;
-    if (n == 1)
-        return NULL;
     if (!w->spinning) {
         uint32_t spinning = atomic_load_explicit(&s->nspinning, memory_order_relaxed);
         uint32_t idle = atomic_load_explicit(&s->nidle, memory_order_relaxed);
-        /* Go's rule: at most half of the busy workers search at once. */
-        if (2 * spinning >= n - idle)
+        /* Go's rule: at most half of the busy workers search at once (a
+         * lone worker may: it watches the inject queue). */
+        if (n > 1 && 2 * spinning >= n - idle)
             return NULL;
         start_spinning(w);
     }
@@ -885,6 +893,7 @@ static void altstack_off(struct weft_worker *w) {
 static void *worker_main(void *arg) {
     struct weft_worker *w = arg;
     tls_worker = w;
+    w->errno_addr = &errno;
     altstack_on(w);
     weft__context_init_thread(&w->loop_ctx);
     struct weft_fiber *f;

@@ -66,6 +66,9 @@ struct weft_worker {
     struct weft_stack_cache stacks[WEFT_STACK_CLASSES];
     struct weft_fiber_cache fibers;
     void *altstack;                /* SIGSEGV alternate stack */
+    /* This thread's errno: its address never changes for the thread, so
+     * fibers' errno is saved and restored through it without a call. */
+    int *errno_addr;
 
     /* -- Immutable after weft__sched_start(). -- */
     struct weft_sched *sched;
@@ -141,8 +144,9 @@ void weft__sched_ready(struct weft_fiber *f);
  * returns when the fiber runs again, on the worker it returns. */
 struct weft_worker *weft__sched_switch_out(struct weft_worker *w, enum weft_after after);
 
-/* Fiber context only. Let other ready fibers run. */
-void weft__sched_yield(void);
+/* Fiber context only; w is weft__sched_worker(). Let other ready fibers
+ * run. */
+void weft__sched_yield(struct weft_worker *w);
 
 /* The fiber's finish: publish the result and wake the joiner (wait.c),
  * then switch away for good. Fiber context only. */

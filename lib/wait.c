@@ -138,7 +138,24 @@ static bool signalled(struct weft_waiter *wt) {
     return atomic_load_explicit(&wt->pending, memory_order_acquire) <= 0;
 }
 
+/* A plain thread polls this long before it sleeps in the kernel: a join
+ * of a short task usually ends within it, and a futex sleep and wake
+ * cost tens of microseconds of scheduling latency on a loaded machine.
+ * Picked, like WEFT_SPIN_NS in sched.c. */
+#define THREAD_SPIN_NS (20 * WEFT_USEC)
+
 static int thread_block(struct weft_waiter *wt, uint64_t deadline) {
+    uint64_t spin_until = weft_now() + THREAD_SPIN_NS;
+    if (spin_until > deadline)
+        spin_until = deadline;
+    do {
+        for (int i = 0; i < 64; i++) {
+            /* acquire: pairs with the release store in signal (W2). */
+            if (atomic_load_explicit(&wt->futex, memory_order_acquire))
+                return 0;
+            weft__cpu_relax();
+        }
+    } while (weft_now() < spin_until);
     for (;;) {
         /* acquire: pairs with the release store in signal (W2). */
         if (atomic_load_explicit(&wt->futex, memory_order_acquire))
