@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh --bench  also the benchmark peers
 set -euo pipefail
 
-packages=(cmake make gcc g++ pkg-config libboost-context-dev libcmocka-dev libbenchmark-dev)
+packages=(cmake make gcc g++ clang pkg-config libboost-context-dev libcmocka-dev libbenchmark-dev)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(golang-go libboost-fiber-dev libtbb-dev gnuplot-nox)
 fi
