@@ -422,34 +422,35 @@ static bool seen_before(weft_task *const *ts, size_t i) {
     return false;
 }
 
+/* Inline-join ts[from], ts[from + step], ... up to (not including) ts[to],
+ * skipping finished ones, until one cannot be; returns its index. */
+static size_t inline_run(struct weft_fiber *self, weft_task *const *ts, size_t from,
+                         size_t to, int step) {
+    size_t i = from;
+    for (; i != to; i += (size_t)step) {
+        struct weft_fiber *f = fiber_of(ts[i]);
+        if (finished(f))
+            continue;
+        if (!try_inline(weft__sched_worker(), self, f))
+            break;
+        weft__fiber_unref(f, local_cache(self->sched)); /* its run reference */
+    }
+    return i;
+}
+
 int weft_gather(weft_task *const *ts, size_t n, void **results) {
     struct weft_fiber *self = weft__sched_current();
     int rc = check_tasks(ts, n, self);
     if (rc)
         return rc;
-    /* Run inline, in index order (asyncio starts gathered tasks in
-     * order), the tasks still at the bottom of our deque. The first that
-     * blocks lets the worker start the next one. */
-    size_t i = 0;
-    for (; self && i < n; i++) {
-        struct weft_fiber *f = fiber_of(ts[i]);
-        if (finished(f))
-            continue;
-        struct weft_worker *w = weft__sched_worker();
-        if (!try_inline(w, self, f))
-            break;
-        weft__fiber_unref(f, local_cache(self->sched));
-    }
-    /* The rest, newest first, while they sit at the bottom of our deque:
-     * each one inlined is one stack and one wake-up saved. */
-    for (size_t j = n; self && j-- > i;) {
-        struct weft_fiber *f = fiber_of(ts[j]);
-        if (finished(f))
-            continue;
-        struct weft_worker *w = weft__sched_worker();
-        if (!try_inline(w, self, f))
-            break;
-        weft__fiber_unref(f, local_cache(self->sched));
+    if (self) {
+        /* Run inline, in index order (asyncio starts gathered tasks in
+         * order), the tasks still near the bottom of our deque; the first
+         * that blocks lets the worker start the next. Then the rest,
+         * newest first, while they sit at the bottom: each one inlined is
+         * one stack and one wake-up saved. */
+        size_t i = inline_run(self, ts, 0, n, 1);
+        inline_run(self, ts, n - 1, i - 1, -1);
     }
     struct weft_waiter wt;
     weft__waiter_init(&wt, self, 1, false);

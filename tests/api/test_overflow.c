@@ -18,6 +18,8 @@
 
 #include <weft.h>
 
+#include "test_util.h"
+
 /* Exported (the executable is linked with -rdynamic), so the report can
  * name it. */
 static volatile int limit = 1 << 30; /* never reached: the stack ends first */
@@ -52,26 +54,10 @@ static void child(void) {
 
 static void test_overflow_is_reported_and_named(void **state) {
     (void)state;
-    int pipefd[2];
-    assert_int_equal(pipe(pipefd), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(pipefd[1], STDERR_FILENO);
-        close(pipefd[0]);
-        child();
-    }
-    close(pipefd[1]);
-    char out[4096] = {0};
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof out - 1 && (n = read(pipefd[0], out + got, sizeof out - 1 - got)) > 0)
-        got += (size_t)n;
-    close(pipefd[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    char out[4096];
+    int status = wt_run_child(child, out, sizeof out);
     print_message("child stderr: %s\n", out);
-    assert_true(WIFSIGNALED(status));
+    assert_true(status != -1 && WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGABRT); /* weft's abort, not SIGSEGV */
     assert_non_null(strstr(out, "stack overflow"));
     assert_non_null(strstr(out, "deep-diver"));

@@ -12,7 +12,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -102,4 +104,30 @@ void wt_init(void) {
     const char *filter = getenv("WEFT_TEST_FILTER");
     if (filter && *filter)
         cmocka_set_test_filter(filter);
+}
+
+int wt_run_child(void (*child)(void), char *out, size_t len) {
+    int pipefd[2];
+    if (len == 0 || pipe(pipefd) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(pipefd[1], STDERR_FILENO);
+        close(pipefd[0]);
+        child();
+        _exit(0);
+    }
+    close(pipefd[1]);
+    size_t got = 0;
+    ssize_t n;
+    while (got < len - 1 && (n = read(pipefd[0], out + got, len - 1 - got)) > 0)
+        got += (size_t)n;
+    out[got] = '\0';
+    close(pipefd[0]);
+    int status;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return status;
 }

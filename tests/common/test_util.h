@@ -146,4 +146,11 @@ static inline bool wt_yield_until(atomic_int *flag, long max_yields) {
     return false;
 }
 
+/*
+ * Death tests: runs child() in a forked process with its stderr captured
+ * into out (NUL-terminated, truncated to len - 1). Returns the child's
+ * wait status, or -1 if it could not be started.
+ */
+int wt_run_child(void (*child)(void), char *out, size_t len);
+
 #endif /* WEFT_TEST_UTIL_H */

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "runtime.h"
+#include "test_util.h"
 #include "sched.h"
 #include "wait.h"
 
@@ -200,36 +201,24 @@ static void *clobber_canary(void *arg) {
     return NULL;
 }
 
+static void canary_child(void) {
+    weft_runtime *rt;
+    weft_config cfg = {.workers = 1};
+    if (weft_runtime_create(&rt, &cfg) != 0)
+        _exit(3);
+    weft_task *t;
+    weft_spawn_opts opts = {.name = "clobberer"};
+    weft_spawn_ex(rt, clobber_canary, NULL, &opts, &t);
+    /* Something else to switch to, so the yield switches out. */
+    weft_spawn(rt, nothing, NULL, NULL);
+    weft_join(t, NULL);
+}
+
 static void test_canary_checked_at_switch_out(void **state) {
     (void)state;
-    int pipefd[2];
-    assert_int_equal(pipe(pipefd), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(pipefd[1], STDERR_FILENO);
-        weft_runtime *rt;
-        weft_config cfg = {.workers = 1};
-        if (weft_runtime_create(&rt, &cfg) != 0)
-            _exit(3);
-        weft_task *t;
-        weft_spawn_opts opts = {.name = "clobberer"};
-        weft_spawn_ex(rt, clobber_canary, NULL, &opts, &t);
-        /* Something else to switch to, so the yield switches out. */
-        weft_spawn(rt, nothing, NULL, NULL);
-        weft_join(t, NULL);
-        _exit(0);
-    }
-    close(pipefd[1]);
-    char out[2048] = {0};
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof out - 1 && (n = read(pipefd[0], out + got, sizeof out - 1 - got)) > 0)
-        got += (size_t)n;
-    close(pipefd[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
+    char out[2048];
+    int status = wt_run_child(canary_child, out, sizeof out);
+    assert_true(status != -1 && WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGABRT);
     assert_non_null(strstr(out, "stack overflow"));
     assert_non_null(strstr(out, "clobberer"));
