@@ -111,9 +111,13 @@ void run_case(benchmark::State &state, const wb_case *c) {
     }
     uint64_t items = 0;
     const auto batch = state.max_iterations;
+    g_live.ctx.counter = 0;
     while (state.KeepRunningBatch(batch))
         items += c->run(&g_live.ctx, static_cast<uint64_t>(batch));
     state.SetItemsProcessed(static_cast<int64_t>(items != 0 ? items : batch));
+    if (c->counter != nullptr)
+        state.counters[c->counter] =
+            benchmark::Counter(g_live.ctx.counter, benchmark::Counter::kAvgIterations);
     if (g_live.ctx.workers != 0)
         state.counters["workers"] = g_live.ctx.workers;
 }

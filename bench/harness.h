@@ -40,6 +40,10 @@ struct wb_ctx {
     unsigned workers;
     /* Whatever setup wants to keep for run and teardown. */
     void *data;
+    /* For a case with a counter (struct wb_case.counter): run adds one
+     * value per iteration; the adapter zeroes it before each measurement
+     * and reports the sum divided by the iterations. */
+    double counter;
 };
 
 struct wb_case {
@@ -66,6 +70,10 @@ struct wb_case {
     uint64_t (*run)(struct wb_ctx *c, uint64_t iterations);
     /* Optional. Frees what setup made; the runtime is still alive. */
     void (*teardown)(struct wb_ctx *c);
+    /* Optional. The name of an extra column: the mean per iteration of
+     * what run adds to ctx->counter (a figure the case computes itself,
+     * for example a time with a fixed sleep taken out). */
+    const char *counter;
 };
 
 #define WB_WORKERS_FROM_ARG (~0u)
@@ -89,7 +97,8 @@ struct wb_suite {
     X(spawn)                                                                   \
     X(fib)                                                                     \
     X(skynet)                                                                  \
-    X(scaling)
+    X(scaling)                                                                 \
+    X(timer)
 
 #define WB_DECLARE_SUITE(w) extern const struct wb_suite wb_suite_##w;
 WB_SUITES(WB_DECLARE_SUITE)

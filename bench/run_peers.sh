@@ -9,7 +9,8 @@
 #   -n RUNS    runs of each program per workload (default 5)
 #   -k INNER   timed runs inside each program; it reports their median
 #              (default 5)
-#   -w REGEX   only the workloads whose name matches (grep -E)
+#   -w REGEX   only the workloads whose name matches (grep -E), for
+#              example -w '^sleepers' or -w '^(fib|skynet)'
 #
 # Nothing is built here except the Go peer, and only when `go` is on PATH:
 # CMake builds the rest, each only if its runtime is installed. Programs are
@@ -18,10 +19,15 @@
 # checks its result and the run fails loudly if one is wrong.
 #
 # Output: one row per workload and runtime with the median over RUNS of the
-# programs' reported medians, the min-max of those, and peer/weft, the
-# ratio of medians (above 1: weft is faster). Raw lines are kept in
-# BUILD_DIR/bench/peers/last_run.txt. WEFT_BENCH_WORKERS (default 2) sets
-# the worker threads of every runtime.
+# programs' reported medians, the min-max of those, peer/weft, the ratio
+# of medians (above 1: weft is faster), and the median over RUNS of the
+# programs' peak RSS (a whole process: runtime, threads, warm-up run
+# included). Raw lines are kept in BUILD_DIR/bench/peers/last_run.txt.
+# WEFT_BENCH_WORKERS (default 2) sets the worker threads of every runtime.
+#
+# The sleepers/* workloads sleep 1 s per run, and a million sleepers take
+# several seconds more on some runtimes: with the defaults they take most
+# of the script's time. `-w '^sleepers' -n 3 -k 1` is a quicker look.
 
 set -euo pipefail
 
@@ -114,36 +120,45 @@ for w in "${workloads[@]}"; do
 done
 if [[ -t 2 ]]; then printf '%-60s\r' '' >&2; fi
 
-# workload=<w> runtime=<r> ms=<x> result=<v>  ->  the table.
+# workload=<w> runtime=<r> ms=<x> result=<v> rss_kib=<k>  ->  the table.
 awk '
-function kv(s,   p) { p = index(s, "="); return substr(s, p + 1) }
 {
-    w = kv($1); r = kv($2); ms = kv($3)
+    delete f
+    for (i = 1; i <= NF; i++) {
+        p = index($i, "=")
+        if (p > 0) f[substr($i, 1, p - 1)] = substr($i, p + 1)
+    }
+    w = f["workload"]; r = f["runtime"]
     key = w SUBSEP r
     if (!(key in n)) {
         if (!(w in seen)) { seen[w] = 1; wl[++nw] = w }
         rl[w, ++nr[w]] = r
     }
-    v[key, ++n[key]] = ms + 0
+    ++n[key]
+    v[key, n[key]] = f["ms"] + 0
+    rss[key, n[key]] = ("rss_kib" in f) ? f["rss_kib"] / 1024 : -1
 }
-function median(key, k,   i, j, t, a) {
-    for (i = 1; i <= k; i++) a[i] = v[key, i]
+# Median of x[key, 1..k]; sets lo[key] and hi[key] to the extremes.
+function median(x, key, k,   i, j, t, a) {
+    for (i = 1; i <= k; i++) a[i] = x[key, i]
     for (i = 2; i <= k; i++)
         for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
     lo[key] = a[1]; hi[key] = a[k]
     return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
 }
 END {
-    printf "%-18s %-12s %5s %11s %23s %10s\n", "workload", "runtime", "runs", "median ms", "min-max ms", "peer/weft"
+    printf "%-18s %-12s %5s %11s %23s %10s %10s\n", "workload", "runtime", "runs", "median ms", "min-max ms", "peer/weft", "RSS MiB"
     for (i = 1; i <= nw; i++) {
         w = wl[i]
-        base = (w SUBSEP "weft") in n ? median(w SUBSEP "weft", n[w, "weft"]) : 0
+        base = (w SUBSEP "weft") in n ? median(v, w SUBSEP "weft", n[w, "weft"]) : 0
         for (j = 1; j <= nr[w]; j++) {
             r = rl[w, j]; key = w SUBSEP r
-            m = median(key, n[key])
+            mr = median(rss, key, n[key])
+            m = median(v, key, n[key])
             ratio = base > 0 ? sprintf("%.2f", m / base) : "-"
             range = sprintf("%.2f-%.2f", lo[key], hi[key])
-            printf "%-18s %-12s %5d %11.2f %23s %10s\n", w, r, n[key], m, range, ratio
+            mem = mr >= 0 ? sprintf("%.1f", mr) : "-"
+            printf "%-18s %-12s %5d %11.2f %23s %10s %10s\n", w, r, n[key], m, range, ratio, mem
         }
     }
 }' "$raw"

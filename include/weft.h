@@ -272,6 +272,99 @@ WEFT_EXPORT int weft_worker_index(void);
 /* A static description of err (negative errno or 0); never NULL. */
 WEFT_EXPORT const char *weft_strerror(int err);
 
+/* ---- Synchronisation ------------------------------------------------------
+ *
+ * Usable from fibers and plain threads at once: a fiber that waits frees
+ * its worker, a thread that waits blocks. Mutex, condition, semaphore and
+ * wait group are value types (embed them; never copy an initialised one);
+ * their size is part of the ABI. Every call returns 0 or a negative errno:
+ * -EINVAL for NULL or an object never initialised (or already destroyed),
+ * -EBUSY from _destroy while someone waits (or the mutex is held).
+ * Waiting calls with a `_for` suffix take a relative timeout and return
+ * -ETIMEDOUT. Cancellable waits (all but mutex lock) return -ECANCELED in
+ * a fiber asked to cancel (weft_cancel), at once if the request came
+ * first and the wait would block. Waiters are served first come, first
+ * served. No spurious wake-ups.
+ */
+
+typedef struct weft_mutex {
+    uint64_t _private[6];
+} weft_mutex;
+
+typedef struct weft_cond {
+    uint64_t _private[6];
+} weft_cond;
+
+typedef struct weft_sem {
+    uint64_t _private[6];
+} weft_sem;
+
+typedef struct weft_wg {
+    uint64_t _private[6];
+} weft_wg;
+
+/* Mutex: not recursive; not a cancellation point. A short spin, then the
+ * waiter sleeps; a waiter that has waited more than about a millisecond
+ * is handed the lock directly (no barging past it), so nobody starves.
+ * unlock by anyone but the holder: -EPERM. */
+WEFT_EXPORT int weft_mutex_init(weft_mutex *m);
+WEFT_EXPORT int weft_mutex_lock(weft_mutex *m);     /* -EDEADLK if held by the caller */
+WEFT_EXPORT int weft_mutex_trylock(weft_mutex *m);  /* -EBUSY if held */
+WEFT_EXPORT int weft_mutex_unlock(weft_mutex *m);   /* -EPERM if not the holder */
+WEFT_EXPORT int weft_mutex_destroy(weft_mutex *m);  /* -EBUSY if held or waited on */
+
+/* Condition: wait atomically releases m (which the caller must hold,
+ * else -EPERM) and returns with m held again, whatever it returns. */
+WEFT_EXPORT int weft_cond_init(weft_cond *c);
+WEFT_EXPORT int weft_cond_wait(weft_cond *c, weft_mutex *m);
+WEFT_EXPORT int weft_cond_wait_for(weft_cond *c, weft_mutex *m, uint64_t timeout_ns);
+WEFT_EXPORT int weft_cond_signal(weft_cond *c);     /* wakes the oldest waiter */
+WEFT_EXPORT int weft_cond_broadcast(weft_cond *c);
+WEFT_EXPORT int weft_cond_destroy(weft_cond *c);
+
+/* Counting semaphore. release hands the unit straight to the oldest
+ * waiter if there is one. */
+WEFT_EXPORT int weft_sem_init(weft_sem *s, unsigned count);
+WEFT_EXPORT int weft_sem_acquire(weft_sem *s);
+WEFT_EXPORT int weft_sem_acquire_for(weft_sem *s, uint64_t timeout_ns);
+WEFT_EXPORT int weft_sem_try_acquire(weft_sem *s); /* -EAGAIN if none */
+WEFT_EXPORT int weft_sem_release(weft_sem *s);     /* -EOVERFLOW past UINT32_MAX */
+WEFT_EXPORT int weft_sem_destroy(weft_sem *s);
+
+/* Wait group (Go's sync.WaitGroup): add(n) with n < 0 subtracts; a count
+ * that would go below zero is refused with -EINVAL and left unchanged.
+ * wait returns when the count is zero. */
+WEFT_EXPORT int weft_wg_init(weft_wg *wg);
+WEFT_EXPORT int weft_wg_add(weft_wg *wg, int n);
+WEFT_EXPORT int weft_wg_done(weft_wg *wg);         /* weft_wg_add(wg, -1) */
+WEFT_EXPORT int weft_wg_wait(weft_wg *wg);
+WEFT_EXPORT int weft_wg_destroy(weft_wg *wg);
+
+/* ---- Channels -------------------------------------------------------------
+ *
+ * A typed-by-size FIFO between fibers and threads (Go's channels). Values
+ * are copied in and out (elem_size bytes). capacity 0 is a rendezvous:
+ * send returns once a receiver has taken the value; try_send succeeds only
+ * if a receiver is waiting. A send that times out or is cancelled
+ * withdraws its value: it is never delivered. close wakes every blocked
+ * sender (-EPIPE) and receiver (-EPIPE once drained); send on a closed
+ * channel, recv on a closed and drained one, and close of a closed one
+ * return -EPIPE. send, recv and their _for variants are cancellable.
+ */
+typedef struct weft_chan weft_chan;
+
+/* -EINVAL: ch NULL, elem_size 0 or above 64 KiB, capacity above 2^24. */
+WEFT_EXPORT int weft_chan_create(weft_chan **ch, size_t elem_size, size_t capacity);
+WEFT_EXPORT int weft_chan_send(weft_chan *ch, const void *elem);
+WEFT_EXPORT int weft_chan_recv(weft_chan *ch, void *elem);
+WEFT_EXPORT int weft_chan_send_for(weft_chan *ch, const void *elem, uint64_t timeout_ns);
+WEFT_EXPORT int weft_chan_recv_for(weft_chan *ch, void *elem, uint64_t timeout_ns);
+WEFT_EXPORT int weft_chan_try_send(weft_chan *ch, const void *elem); /* -EAGAIN */
+WEFT_EXPORT int weft_chan_try_recv(weft_chan *ch, void *elem);       /* -EAGAIN */
+WEFT_EXPORT int weft_chan_close(weft_chan *ch);
+/* Frees the channel; -EBUSY while someone is blocked on it. */
+WEFT_EXPORT int weft_chan_destroy(weft_chan *ch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -300,17 +300,6 @@ static bool withdraw(struct weft_fiber *f, struct weft_waiter *wt) {
                                                    memory_order_acquire);
 }
 
-/* Wait until wt's pending count reaches `target`: the finishers that took
- * wt have all signalled it (W1), so it may go out of scope. */
-static void drain_signals(struct weft_waiter *wt, int64_t target) {
-    while (atomic_load_explicit(&wt->pending, memory_order_acquire) > target) {
-        if (wt->fiber)
-            weft__sched_yield(weft__sched_worker());
-        else
-            sched_yield();
-    }
-}
-
 static int join_until(weft_task *t, uint64_t deadline, void **result) {
     struct weft_fiber *f = fiber_of(t);
     if (result)
@@ -354,7 +343,7 @@ static int join_until(weft_task *t, uint64_t deadline, void **result) {
         forward_end(self);
         return -ETIMEDOUT;
     }
-    drain_signals(&wt, 0);
+    weft__waiter_drain(&wt, 0);
     forward_end(self);
     return consume(f, result);
 }
@@ -532,7 +521,7 @@ int weft_wait_any(weft_task *const *ts, size_t n, uint64_t timeout_ns, size_t *i
     for (size_t i = 0; i < n; i++)
         if ((mine[i / 64] >> (i % 64) & 1) && !withdraw(fiber_of(ts[i]), &wt))
             taken++;
-    drain_signals(&wt, 1 - taken);
+    weft__waiter_drain(&wt, 1 - taken);
     if (mine != small)
         free(mine);
     if (first_finished(ts, n, index))

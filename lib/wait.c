@@ -22,6 +22,9 @@
  *   2^32 times between its read of gen and its CAS.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
 
 #include "park.h"
 #include "sched.h"
@@ -124,11 +127,50 @@ void weft__wait_cancel(struct weft_fiber *f) {
 
 /* ---- Waiters ------------------------------------------------------------- */
 
+/* ---- Parkers (plain threads) -------------------------------------------- */
+
+static pthread_mutex_t parkers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft_parker *free_parkers; /* parkers_lock */
+static pthread_key_t parker_key;
+static pthread_once_t parker_once = PTHREAD_ONCE_INIT;
+/* The calling thread's parker. Plain threads only: a thread never
+ * migrates, so a thread-local is safe here. */
+static _Thread_local struct weft_parker *tls_parker;
+
+static void parker_release(void *p) {
+    struct weft_parker *pk = p;
+    pthread_mutex_lock(&parkers_lock);
+    pk->next_free = free_parkers;
+    free_parkers = pk;
+    pthread_mutex_unlock(&parkers_lock);
+}
+
+static void parker_key_init(void) { pthread_key_create(&parker_key, parker_release); }
+
+static struct weft_parker *self_parker(void) {
+    if (WEFT_LIKELY(tls_parker != NULL))
+        return tls_parker;
+    pthread_once(&parker_once, parker_key_init);
+    pthread_mutex_lock(&parkers_lock);
+    struct weft_parker *pk = free_parkers;
+    if (pk)
+        free_parkers = pk->next_free;
+    pthread_mutex_unlock(&parkers_lock);
+    if (!pk) {
+        pk = calloc(1, sizeof *pk);
+        if (!pk)
+            weft__panic("weft: out of memory for a thread parker");
+    }
+    tls_parker = pk;
+    pthread_setspecific(parker_key, pk);
+    return pk;
+}
+
 void weft__waiter_init(struct weft_waiter *wt, struct weft_fiber *f,
                        int64_t pending, bool cancellable) {
     wt->fiber = f;
     wt->gen = f ? weft__wait_prepare(f, cancellable) : 0;
-    atomic_init(&wt->futex, 0);
+    wt->parker = f ? NULL : self_parker();
     atomic_init(&wt->pending, pending);
 }
 
@@ -150,24 +192,20 @@ static int thread_block(struct weft_waiter *wt, uint64_t deadline) {
         spin_until = deadline;
     do {
         for (int i = 0; i < 64; i++) {
-            /* acquire: pairs with the release store in signal (W2). */
-            if (atomic_load_explicit(&wt->futex, memory_order_acquire))
+            if (signalled(wt))
                 return 0;
             weft__cpu_relax();
         }
     } while (weft_now() < spin_until);
+    struct weft_parker *pk = wt->parker;
     for (;;) {
-        /* acquire: pairs with the release store in signal (W2). */
-        if (atomic_load_explicit(&wt->futex, memory_order_acquire))
+        /* acquire: pairs with the signaller's release increment (W2). */
+        uint32_t seq = atomic_load_explicit(&pk->seq, memory_order_acquire);
+        if (signalled(wt))
             return 0;
-        if (deadline != WEFT_FOREVER && weft_now() >= deadline) {
-            if (!signalled(wt))
-                return -ETIMEDOUT;
-            /* The last signaller is between its decrement and its store
-             * to futex: wait for the store, wt must outlive it (W1). */
-            deadline = WEFT_FOREVER;
-        }
-        weft__park_wait(&wt->futex, 0, deadline);
+        if (deadline != WEFT_FOREVER && weft_now() >= deadline)
+            return -ETIMEDOUT;
+        weft__park_wait(&pk->seq, seq, deadline);
     }
 }
 
@@ -204,8 +242,10 @@ int weft__waiter_block(struct weft_waiter *wt, uint64_t deadline) {
 }
 
 void weft__waiter_signal(struct weft_waiter *wt) {
-    struct weft_fiber *f = wt->fiber; /* W1: read before the decrement */
+    /* W1: read all we need before the decrement. */
+    struct weft_fiber *f = wt->fiber;
     uint32_t gen = wt->gen;
+    struct weft_parker *pk = wt->parker;
     /* acq_rel: release the event's data to the waiter; acquire so that
      * the last signaller sees every other signaller's data too. */
     if (atomic_fetch_sub_explicit(&wt->pending, 1, memory_order_acq_rel) != 1)
@@ -214,11 +254,9 @@ void weft__waiter_signal(struct weft_waiter *wt) {
         weft__wait_wake(f, gen);
         return;
     }
-    /* A plain thread returns once futex reads 1, and wt may vanish then:
-     * the wake below uses the address only as a key to the kernel, which
-     * is harmless on a vanished word. */
-    atomic_store_explicit(&wt->futex, 1, memory_order_release);
-    weft__park_wake(&wt->futex, 1);
+    /* release: pairs with the sleeper's acquire load of seq (W2). */
+    atomic_fetch_add_explicit(&pk->seq, 1, memory_order_release);
+    weft__park_wake(&pk->seq, 1);
 }
 
 /* ---- Task completion ---------------------------------------------------- */
@@ -235,4 +273,14 @@ void weft__task_publish(struct weft_fiber *f, void *result, int err,
                                            memory_order_acq_rel);
     if (j > WEFT_JOINER_DONE)
         weft__waiter_signal((struct weft_waiter *)j);
+}
+
+void weft__waiter_drain(struct weft_waiter *wt, int64_t target) {
+    /* acquire: pairs with the release decrement in signal. */
+    while (atomic_load_explicit(&wt->pending, memory_order_acquire) > target) {
+        if (wt->fiber)
+            weft__sched_yield(weft__sched_worker());
+        else
+            sched_yield();
+    }
 }

@@ -62,15 +62,28 @@ void weft__wait_cancel(struct weft_fiber *f);
  * one that brings pending to zero ends the wait.
  *
  * Invariants:
- *   W1  signal reads fiber/gen before its decrement, and touches nothing
- *       after it except through weft__wait_wake (the fiber outlives the
- *       wait), so the waiter may vanish once pending is 0.
- *   W2  a plain thread's futex goes 0 -> 1 once, with release.
+ *   W1  signal reads fiber/gen/parker before its decrement, and touches
+ *       nothing of the waiter after it: it wakes the fiber through its
+ *       wait word (the fiber outlives the wait) or the thread through its
+ *       parker (never freed), so the waiter may vanish once pending is at
+ *       its final value.
+ *   W2  a parker's seq only grows; a thread sleeps on it only after
+ *       reading it and seeing its own pending count still above zero.
  */
+
+/* How a plain thread sleeps: one per thread that ever waited, allocated
+ * on first use and recycled (never freed) when the thread exits, so a
+ * late signal may bump a parker that moved on (its owner re-checks its
+ * own condition: harmless), but never touches freed memory. */
+struct weft_parker {
+    _Atomic uint32_t seq;
+    struct weft_parker *next_free;
+};
+
 struct weft_waiter {
-    struct weft_fiber *fiber;  /* NULL for a plain thread */
+    struct weft_fiber *fiber;    /* NULL for a plain thread */
     uint32_t gen;
-    _Atomic uint32_t futex;    /* plain thread: W2 */
+    struct weft_parker *parker;  /* plain thread: W2 */
     _Atomic int64_t pending;
 };
 
@@ -88,6 +101,12 @@ int weft__waiter_block(struct weft_waiter *wt, uint64_t deadline);
 
 /* Any thread. One event for the waiter (W1). */
 void weft__waiter_signal(struct weft_waiter *wt);
+
+/* After a wait that ended without its event (timeout, cancel) and whose
+ * withdrawal failed: the event's sender holds wt and will signal it. Wait
+ * until pending is at most target, so wt may then go out of scope (W1).
+ * A short window: yields (fiber) or sched_yield (thread) meanwhile. */
+void weft__waiter_drain(struct weft_waiter *wt, int64_t target);
 
 #endif /* WEFT_WAIT_H */
 

@@ -5,7 +5,10 @@
  *   <peer> --list            the workloads this peer implements, one a line
  *   <peer> <workload> [k]    one warm-up run, then k timed runs (default 5);
  *                            prints one line:
- *   workload=<name> runtime=<peer> ms=<median of k> result=<checked value>
+ *   workload=<name> runtime=<peer> ms=<median of k> result=<checked value> rss_kib=<peak>
+ *
+ * rss_kib is the process's peak resident set (getrusage's ru_maxrss, in
+ * KiB) at the end, over the warm-up and every timed run.
  *
  * Every run's result is checked; a wrong one exits with status 1. Worker
  * threads: WEFT_BENCH_WORKERS, else 2 (the same knob as weft_bench).
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 /* The workloads every peer runs, by the names the output uses. */
@@ -29,6 +33,13 @@
 /* Sequential spawn+join pairs, from inside the runtime; every task
  * returns 1 and the results are summed. */
 #define PEER_SPAWN_JOIN_N 100000ull
+/* sleepers/N: N tasks started from inside the runtime each sleep
+ * PEER_SLEEP_MS from their own start; the run ends when all have woken.
+ * The result is the count of tasks that woke. */
+#define PEER_SLEEP_MS 1000
+#define PEER_SLEEPERS_10K 10000ull
+#define PEER_SLEEPERS_100K 100000ull
+#define PEER_SLEEPERS_1M 1000000ull
 
 struct peer_workload {
     const char *name;
@@ -51,6 +62,14 @@ static inline double peer_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Peak resident set of the process so far, in KiB. */
+static inline long peer_peak_rss_kib(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return ru.ru_maxrss;
 }
 
 static inline int peer_cmp_double(const void *a, const void *b) {
@@ -102,8 +121,8 @@ static inline int peer_main(int argc, char **argv, const char *runtime,
     }
     qsort(ms, (size_t)k, sizeof(*ms), peer_cmp_double);
     double median = k % 2 ? ms[k / 2] : (ms[k / 2 - 1] + ms[k / 2]) / 2;
-    printf("workload=%s runtime=%s ms=%.3f result=%llu\n", w->name, runtime, median,
-           (unsigned long long)result);
+    printf("workload=%s runtime=%s ms=%.3f result=%llu rss_kib=%ld\n", w->name, runtime,
+           median, (unsigned long long)result, peer_peak_rss_kib());
     free(ms);
     return 0;
 }

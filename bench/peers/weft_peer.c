@@ -4,6 +4,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <errno.h>
+
 #include "peer.h"
 #include "weft.h"
 
@@ -100,11 +102,62 @@ static uint64_t run_spawn_join(void) {
     return (uintptr_t)r;
 }
 
+/* ---- sleepers/N ---------------------------------------------------------- */
+
+/* A sleeper needs little stack: 16 KiB, so that a million fit. */
+static const weft_spawn_opts sleeper_opts = {.stack_size = 16 * 1024};
+#define GATHER_CHUNK 1024
+
+/* Sleeps from its own start; 1 if it woke as promised. */
+static void *sleeper(void *arg) {
+    (void)arg;
+    return (void *)(uintptr_t)(weft_sleep(PEER_SLEEP_MS * WEFT_MSEC) == 0);
+}
+
+struct sleepers {
+    weft_task **tasks;
+    uint64_t n;
+};
+
+/* Spawns every sleeper from this fiber, then gathers them in chunks (a
+ * gather registers on each task and is woken once, when all are done). */
+static void *spawn_sleepers(void *arg) {
+    struct sleepers *s = arg;
+    for (uint64_t i = 0; i < s->n; i++)
+        ok(weft_spawn_ex(NULL, sleeper, NULL, &sleeper_opts, &s->tasks[i]), "spawn");
+    uint64_t woke = 0;
+    void *r[GATHER_CHUNK];
+    for (uint64_t i = 0; i < s->n; i += GATHER_CHUNK) {
+        size_t k = s->n - i < GATHER_CHUNK ? (size_t)(s->n - i) : GATHER_CHUNK;
+        ok(weft_gather(&s->tasks[i], k, r), "gather");
+        for (size_t j = 0; j < k; j++)
+            woke += (uintptr_t)r[j];
+    }
+    return (void *)(uintptr_t)woke;
+}
+
+static uint64_t run_sleepers(uint64_t n) {
+    struct sleepers s = {malloc(n * sizeof(weft_task *)), n};
+    if (s.tasks == NULL)
+        ok(-ENOMEM, "malloc");
+    void *r;
+    ok(weft_run(rt, spawn_sleepers, &s, &r), "run");
+    free(s.tasks);
+    return (uintptr_t)r;
+}
+
+static uint64_t run_sleepers_10k(void) { return run_sleepers(PEER_SLEEPERS_10K); }
+static uint64_t run_sleepers_100k(void) { return run_sleepers(PEER_SLEEPERS_100K); }
+static uint64_t run_sleepers_1m(void) { return run_sleepers(PEER_SLEEPERS_1M); }
+
 int main(int argc, char **argv) {
     static const struct peer_workload ws[] = {
         {"fib/30", run_fib, PEER_FIB_WANT},
         {"skynet/1M", run_skynet, PEER_SKYNET_WANT},
         {"spawn_join/100k", run_spawn_join, PEER_SPAWN_JOIN_N},
+        {"sleepers/10k", run_sleepers_10k, PEER_SLEEPERS_10K},
+        {"sleepers/100k", run_sleepers_100k, PEER_SLEEPERS_100K},
+        {"sleepers/1M", run_sleepers_1m, PEER_SLEEPERS_1M},
     };
     weft_config cfg = {.workers = peer_threads()};
     ok(weft_runtime_create(&rt, &cfg), "runtime_create");

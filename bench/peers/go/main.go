@@ -4,7 +4,10 @@
 //
 //	go_peer --list
 //	go_peer <workload> [k]
-//	workload=<name> runtime=go ms=<median of k> result=<checked value>
+//	workload=<name> runtime=go ms=<median of k> result=<checked value> rss_kib=<peak>
+//
+// rss_kib is the process's peak resident set (getrusage's ru_maxrss, KiB)
+// at the end, over the warm-up and every timed run.
 package main
 
 import (
@@ -13,6 +16,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -26,6 +30,19 @@ var workloads = []workload{
 	{"fib/30", func() uint64 { return fib(30) }, 832040},
 	{"skynet/1M", runSkynet, 499999500000},
 	{"spawn_join/100k", func() uint64 { return spawnJoin(100000) }, 100000},
+	{"sleepers/10k", func() uint64 { return sleepers(10000) }, 10000},
+	{"sleepers/100k", func() uint64 { return sleepers(100000) }, 100000},
+	{"sleepers/1M", func() uint64 { return sleepers(1000000) }, 1000000},
+}
+
+// peakRSSKiB is the process's peak resident set so far, in KiB (Linux's
+// unit for Maxrss).
+func peakRSSKiB() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return int64(ru.Maxrss)
 }
 
 func threads() int {
@@ -78,5 +95,5 @@ func main() {
 	if k%2 == 0 {
 		median = (ms[k/2-1] + ms[k/2]) / 2
 	}
-	fmt.Printf("workload=%s runtime=go ms=%.3f result=%d\n", w.name, median, result)
+	fmt.Printf("workload=%s runtime=go ms=%.3f result=%d rss_kib=%d\n", w.name, median, result, peakRSSKiB())
 }

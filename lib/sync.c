@@ -1,0 +1,579 @@
+/*
+ * lib/sync.c - mutex, condition, semaphore and wait group: value types
+ * usable from fibers and plain threads at once. The shared machinery (a
+ * spinlock and a FIFO wait queue) and its invariants are in sync.h.
+ *
+ * Mutex
+ *   state: 0 free, 1 locked, 2 locked and maybe contended (Drepper's
+ *   "Futexes are tricky", mutex 2). Lock: CAS 0 -> 1, then a short spin,
+ *   then under the queue lock exchange(state, 2): 0 means it was free and
+ *   is now ours; otherwise queue up and wait. Unlock: CAS 1 -> 0, else
+ *   (contended) pop the oldest waiter and either
+ *     - hand it the lock (state stays locked) if it has waited more than
+ *       WEFT_MUTEX_STARVING_NS: bounded unfairness, as Go's starvation
+ *       mode; or
+ *     - free the lock and wake it to try again: a running fiber may barge
+ *       in first, which keeps the lock hot and avoids convoys.
+ *   A woken waiter retries with exchange(state, 2), so the contended mark
+ *   is never lost while the queue is not empty.
+ *   Not a cancellation point.
+ *
+ * Condition
+ *   A FIFO of waiters. wait queues itself, then unlocks the mutex (so no
+ *   signal can fall between), waits, and locks the mutex again whatever
+ *   happened. signal pops the oldest waiter, broadcast all of them.
+ *
+ * Semaphore, wait group
+ *   A count and a FIFO of waiters under one lock. release gives its unit
+ *   to the oldest waiter directly; the wait group wakes every waiter when
+ *   its count reaches zero.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <string.h>
+
+#include "sched.h"
+#include "sync.h"
+
+/* Handed the lock directly after waiting this long. */
+#define WEFT_MUTEX_STARVING_NS WEFT_MSEC
+/* Lock attempts before a locker queues up. */
+#define WEFT_MUTEX_SPINS 64
+
+#define MUTEX_MAGIC 0x6d757478u /* "mutx" */
+#define COND_MAGIC 0x636f6e64u  /* "cond" */
+#define SEM_MAGIC 0x73656d61u   /* "sema" */
+#define WG_MAGIC 0x77616967u    /* "waig" */
+
+/* ---- Spinlock and queue ------------------------------------------------- */
+
+void weft__spin_lock(struct weft_spinlock *l) {
+    for (unsigned spins = 0;; spins++) {
+        /* acquire: pairs with the release in weft__spin_unlock. */
+        if (!atomic_exchange_explicit(&l->held, 1, memory_order_acquire))
+            return;
+        while (atomic_load_explicit(&l->held, memory_order_relaxed)) {
+            if (++spins < 128)
+                weft__cpu_relax();
+            else
+                sched_yield(); /* the holder may be a preempted thread */
+        }
+    }
+}
+
+void weft__node_init(struct weft_wait_node *n, bool cancellable) {
+    weft__waiter_init(&n->waiter, weft__sched_current(), 1, cancellable);
+    n->prev = n->next = NULL;
+    n->queued = false;
+    n->result = 0;
+    n->data = NULL;
+    n->since = 0;
+}
+
+void weft__queue_push(struct weft_wait_queue *q, struct weft_wait_node *n) {
+    n->next = NULL;
+    n->prev = q->tail;
+    if (q->tail)
+        q->tail->next = n;
+    else
+        q->head = n;
+    q->tail = n;
+    n->queued = true;
+}
+
+void weft__queue_remove(struct weft_wait_queue *q, struct weft_wait_node *n) {
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        q->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        q->tail = n->prev;
+    n->prev = n->next = NULL;
+    n->queued = false;
+}
+
+struct weft_wait_node *weft__queue_pop(struct weft_wait_queue *q) {
+    struct weft_wait_node *n = q->head;
+    if (n)
+        weft__queue_remove(q, n);
+    return n;
+}
+
+int weft__node_wait(struct weft_spinlock *lock, struct weft_wait_queue *q,
+                    struct weft_wait_node *n, uint64_t deadline) {
+    weft__spin_unlock(lock);
+    int rc = weft__waiter_block(&n->waiter, deadline);
+    if (rc == 0)
+        return 0;
+    weft__spin_lock(lock);
+    if (n->queued) {
+        weft__queue_remove(q, n);
+        weft__spin_unlock(lock);
+        if (n->waiter.fiber)
+            weft__wait_abort(n->waiter.fiber);
+        return rc;
+    }
+    weft__spin_unlock(lock);
+    /* Dequeued by someone who will signal: the event happened after all. */
+    weft__waiter_drain(&n->waiter, 0);
+    return 0;
+}
+
+uint64_t weft__deadline_after(uint64_t timeout_ns) {
+    if (timeout_ns == WEFT_FOREVER)
+        return WEFT_FOREVER;
+    uint64_t now = weft_now();
+    return timeout_ns > WEFT_FOREVER - 1 - now ? WEFT_FOREVER - 1 : now + timeout_ns;
+}
+
+bool weft__self_cancelled(void) {
+    struct weft_fiber *f = weft__sched_current();
+    return f && weft__fiber_cancel_requested(f);
+}
+
+/* Who holds a mutex: the task (fiber) or the plain thread. */
+static uintptr_t self_id(void) {
+    struct weft_fiber *f = weft__sched_current();
+    return f ? (uintptr_t)f : ((uintptr_t)pthread_self() | 1);
+}
+
+/* ---- Mutex -------------------------------------------------------------- */
+
+struct mutex_impl {
+    uint32_t magic;
+    _Atomic uint32_t state;     /* 0 free, 1 locked, 2 locked + contended */
+    struct weft_spinlock lock;  /* protects q */
+    _Atomic uintptr_t owner;    /* holder's self_id(); written by it */
+    struct weft_wait_queue q;
+};
+static_assert(sizeof(struct mutex_impl) <= sizeof(weft_mutex),
+              "grow weft_mutex._private (an ABI change)");
+static_assert(alignof(struct mutex_impl) <= alignof(weft_mutex),
+              "weft_mutex storage is under-aligned");
+
+enum { MUTEX_RETRY = 0, MUTEX_HANDED = 1 };
+
+static struct mutex_impl *mutex_of(weft_mutex *m) {
+    struct mutex_impl *mi = (struct mutex_impl *)(void *)m;
+    return mi && mi->magic == MUTEX_MAGIC ? mi : NULL;
+}
+
+int weft_mutex_init(weft_mutex *m) {
+    if (!m)
+        return -EINVAL;
+    memset(m, 0, sizeof *m);
+    struct mutex_impl *mi = (struct mutex_impl *)(void *)m;
+    mi->magic = MUTEX_MAGIC;
+    return 0;
+}
+
+static void take(struct mutex_impl *mi, uintptr_t id) {
+    /* relaxed: only its holder writes owner; others read it to detect
+     * misuse, which the state word's acquire/release orders anyway. */
+    atomic_store_explicit(&mi->owner, id, memory_order_relaxed);
+}
+
+static int mutex_lock_slow(struct mutex_impl *mi, uintptr_t id) {
+    for (int i = 0; i < WEFT_MUTEX_SPINS; i++) {
+        uint32_t expect = 0;
+        if (atomic_load_explicit(&mi->state, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&mi->state, &expect, 1,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed)) {
+            take(mi, id);
+            return 0;
+        }
+        weft__cpu_relax();
+    }
+    struct weft_wait_node n;
+    uint64_t since = weft_now();
+    for (;;) {
+        weft__node_init(&n, false);
+        n.since = since;
+        weft__spin_lock(&mi->lock);
+        /* acquire: the previous holder's release. Marks the lock
+         * contended, so its unlock comes to the queue. */
+        if (atomic_exchange_explicit(&mi->state, 2, memory_order_acquire) == 0) {
+            weft__spin_unlock(&mi->lock);
+            if (n.waiter.fiber)
+                weft__wait_abort(n.waiter.fiber);
+            take(mi, id);
+            return 0;
+        }
+        weft__queue_push(&mi->q, &n);
+        weft__node_wait(&mi->lock, &mi->q, &n, WEFT_FOREVER);
+        if (n.result == MUTEX_HANDED) {
+            take(mi, id);
+            return 0;
+        }
+    }
+}
+
+int weft_mutex_lock(weft_mutex *m) {
+    struct mutex_impl *mi = mutex_of(m);
+    if (!mi)
+        return -EINVAL;
+    uintptr_t id = self_id();
+    if (atomic_load_explicit(&mi->owner, memory_order_relaxed) == id)
+        return -EDEADLK;
+    uint32_t expect = 0;
+    /* acquire: pairs with the release in unlock. */
+    if (WEFT_LIKELY(atomic_compare_exchange_strong_explicit(&mi->state, &expect, 1,
+                                                            memory_order_acquire,
+                                                            memory_order_relaxed))) {
+        take(mi, id);
+        return 0;
+    }
+    return mutex_lock_slow(mi, id);
+}
+
+int weft_mutex_trylock(weft_mutex *m) {
+    struct mutex_impl *mi = mutex_of(m);
+    if (!mi)
+        return -EINVAL;
+    uint32_t expect = 0;
+    if (!atomic_compare_exchange_strong_explicit(&mi->state, &expect, 1,
+                                                 memory_order_acquire,
+                                                 memory_order_relaxed))
+        return -EBUSY;
+    take(mi, self_id());
+    return 0;
+}
+
+int weft_mutex_unlock(weft_mutex *m) {
+    struct mutex_impl *mi = mutex_of(m);
+    if (!mi)
+        return -EINVAL;
+    if (atomic_load_explicit(&mi->state, memory_order_relaxed) == 0 ||
+        atomic_load_explicit(&mi->owner, memory_order_relaxed) != self_id())
+        return -EPERM;
+    atomic_store_explicit(&mi->owner, 0, memory_order_relaxed);
+    uint32_t expect = 1;
+    /* release: what the critical section wrote, to the next holder. */
+    if (atomic_compare_exchange_strong_explicit(&mi->state, &expect, 0,
+                                                memory_order_release,
+                                                memory_order_relaxed))
+        return 0;
+    weft__spin_lock(&mi->lock);
+    struct weft_wait_node *n = weft__queue_pop(&mi->q);
+    int how = MUTEX_RETRY;
+    if (!n) {
+        atomic_store_explicit(&mi->state, 0, memory_order_release);
+    } else if (weft_now() - n->since > WEFT_MUTEX_STARVING_NS) {
+        /* Hand-off: the lock stays held, now by n. */
+        how = MUTEX_HANDED;
+        atomic_store_explicit(&mi->state, weft__queue_empty(&mi->q) ? 1 : 2,
+                              memory_order_release);
+    } else {
+        /* n retries (with exchange(state, 2)); anyone may barge in. */
+        atomic_store_explicit(&mi->state, 0, memory_order_release);
+    }
+    weft__spin_unlock(&mi->lock);
+    if (n)
+        weft__node_wake(n, how);
+    return 0;
+}
+
+int weft_mutex_destroy(weft_mutex *m) {
+    struct mutex_impl *mi = mutex_of(m);
+    if (!mi)
+        return -EINVAL;
+    weft__spin_lock(&mi->lock);
+    bool busy = atomic_load_explicit(&mi->state, memory_order_relaxed) != 0 ||
+                !weft__queue_empty(&mi->q);
+    if (!busy)
+        mi->magic = 0;
+    weft__spin_unlock(&mi->lock);
+    return busy ? -EBUSY : 0;
+}
+
+/* Whether the caller holds m (for the condition's -EPERM). */
+static bool mutex_held_by_self(struct mutex_impl *mi) {
+    return atomic_load_explicit(&mi->state, memory_order_relaxed) != 0 &&
+           atomic_load_explicit(&mi->owner, memory_order_relaxed) == self_id();
+}
+
+/* ---- Condition ---------------------------------------------------------- */
+
+struct cond_impl {
+    uint32_t magic;
+    struct weft_spinlock lock;
+    struct weft_wait_queue q;
+};
+static_assert(sizeof(struct cond_impl) <= sizeof(weft_cond),
+              "grow weft_cond._private (an ABI change)");
+static_assert(alignof(struct cond_impl) <= alignof(weft_cond),
+              "weft_cond storage is under-aligned");
+
+static struct cond_impl *cond_of(weft_cond *c) {
+    struct cond_impl *ci = (struct cond_impl *)(void *)c;
+    return ci && ci->magic == COND_MAGIC ? ci : NULL;
+}
+
+int weft_cond_init(weft_cond *c) {
+    if (!c)
+        return -EINVAL;
+    memset(c, 0, sizeof *c);
+    ((struct cond_impl *)(void *)c)->magic = COND_MAGIC;
+    return 0;
+}
+
+static int cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline) {
+    struct cond_impl *ci = cond_of(c);
+    struct mutex_impl *mi = mutex_of(m);
+    if (!ci || !mi)
+        return -EINVAL;
+    if (!mutex_held_by_self(mi))
+        return -EPERM;
+    if (weft__self_cancelled())
+        return -ECANCELED; /* would block: sticky cancel answers at once */
+    struct weft_wait_node n;
+    weft__node_init(&n, true);
+    weft__spin_lock(&ci->lock);
+    weft__queue_push(&ci->q, &n);
+    /* Queued before the mutex goes: a signal after the unlock finds us. */
+    weft_mutex_unlock(m);
+    int rc = weft__node_wait(&ci->lock, &ci->q, &n, deadline);
+    weft_mutex_lock(m); /* not a cancellation point: always relocked */
+    return rc;
+}
+
+int weft_cond_wait(weft_cond *c, weft_mutex *m) {
+    return cond_wait_until(c, m, WEFT_FOREVER);
+}
+
+int weft_cond_wait_for(weft_cond *c, weft_mutex *m, uint64_t timeout_ns) {
+    return cond_wait_until(c, m, weft__deadline_after(timeout_ns));
+}
+
+int weft_cond_signal(weft_cond *c) {
+    struct cond_impl *ci = cond_of(c);
+    if (!ci)
+        return -EINVAL;
+    weft__spin_lock(&ci->lock);
+    struct weft_wait_node *n = weft__queue_pop(&ci->q);
+    weft__spin_unlock(&ci->lock);
+    if (n)
+        weft__node_wake(n, 0);
+    return 0;
+}
+
+/* Wake every node of a chain taken off a queue (after unlocking). */
+static void wake_chain(struct weft_wait_node *n, int result) {
+    while (n) {
+        struct weft_wait_node *next = n->next; /* n may vanish once woken */
+        weft__node_wake(n, result);
+        n = next;
+    }
+}
+
+/* Take the whole queue off as a chain linked by next. Lock held. */
+static struct weft_wait_node *queue_take_all(struct weft_wait_queue *q) {
+    struct weft_wait_node *first = q->head;
+    for (struct weft_wait_node *n = first; n; n = n->next)
+        n->queued = false;
+    q->head = q->tail = NULL;
+    return first;
+}
+
+int weft_cond_broadcast(weft_cond *c) {
+    struct cond_impl *ci = cond_of(c);
+    if (!ci)
+        return -EINVAL;
+    weft__spin_lock(&ci->lock);
+    struct weft_wait_node *all = queue_take_all(&ci->q);
+    weft__spin_unlock(&ci->lock);
+    wake_chain(all, 0);
+    return 0;
+}
+
+int weft_cond_destroy(weft_cond *c) {
+    struct cond_impl *ci = cond_of(c);
+    if (!ci)
+        return -EINVAL;
+    weft__spin_lock(&ci->lock);
+    bool busy = !weft__queue_empty(&ci->q);
+    if (!busy)
+        ci->magic = 0;
+    weft__spin_unlock(&ci->lock);
+    return busy ? -EBUSY : 0;
+}
+
+/* ---- Semaphore ---------------------------------------------------------- */
+
+struct sem_impl {
+    uint32_t magic;
+    struct weft_spinlock lock;
+    uint32_t count;             /* lock */
+    struct weft_wait_queue q;   /* lock; non-empty only while count == 0 */
+};
+static_assert(sizeof(struct sem_impl) <= sizeof(weft_sem),
+              "grow weft_sem._private (an ABI change)");
+static_assert(alignof(struct sem_impl) <= alignof(weft_sem),
+              "weft_sem storage is under-aligned");
+
+static struct sem_impl *sem_of(weft_sem *s) {
+    struct sem_impl *si = (struct sem_impl *)(void *)s;
+    return si && si->magic == SEM_MAGIC ? si : NULL;
+}
+
+int weft_sem_init(weft_sem *s, unsigned count) {
+    if (!s)
+        return -EINVAL;
+    memset(s, 0, sizeof *s);
+    struct sem_impl *si = (struct sem_impl *)(void *)s;
+    si->magic = SEM_MAGIC;
+    si->count = count;
+    return 0;
+}
+
+static int sem_acquire_until(weft_sem *s, uint64_t deadline, bool try_only) {
+    struct sem_impl *si = sem_of(s);
+    if (!si)
+        return -EINVAL;
+    struct weft_wait_node n;
+    weft__spin_lock(&si->lock);
+    if (si->count > 0) {
+        si->count--;
+        weft__spin_unlock(&si->lock);
+        return 0;
+    }
+    if (try_only || deadline <= weft_now()) {
+        weft__spin_unlock(&si->lock);
+        return try_only ? -EAGAIN : -ETIMEDOUT;
+    }
+    weft__spin_unlock(&si->lock);
+    weft__node_init(&n, true);
+    weft__spin_lock(&si->lock);
+    if (si->count > 0) { /* released while we prepared */
+        si->count--;
+        weft__spin_unlock(&si->lock);
+        if (n.waiter.fiber)
+            weft__wait_abort(n.waiter.fiber);
+        return 0;
+    }
+    weft__queue_push(&si->q, &n);
+    return weft__node_wait(&si->lock, &si->q, &n, deadline);
+}
+
+int weft_sem_acquire(weft_sem *s) { return sem_acquire_until(s, WEFT_FOREVER, false); }
+
+int weft_sem_acquire_for(weft_sem *s, uint64_t timeout_ns) {
+    return sem_acquire_until(s, weft__deadline_after(timeout_ns), false);
+}
+
+int weft_sem_try_acquire(weft_sem *s) { return sem_acquire_until(s, 0, true); }
+
+int weft_sem_release(weft_sem *s) {
+    struct sem_impl *si = sem_of(s);
+    if (!si)
+        return -EINVAL;
+    weft__spin_lock(&si->lock);
+    struct weft_wait_node *n = weft__queue_pop(&si->q);
+    if (!n) {
+        if (si->count == UINT32_MAX) {
+            weft__spin_unlock(&si->lock);
+            return -EOVERFLOW;
+        }
+        si->count++;
+    }
+    weft__spin_unlock(&si->lock);
+    if (n)
+        weft__node_wake(n, 0); /* the unit goes straight to n */
+    return 0;
+}
+
+int weft_sem_destroy(weft_sem *s) {
+    struct sem_impl *si = sem_of(s);
+    if (!si)
+        return -EINVAL;
+    weft__spin_lock(&si->lock);
+    bool busy = !weft__queue_empty(&si->q);
+    if (!busy)
+        si->magic = 0;
+    weft__spin_unlock(&si->lock);
+    return busy ? -EBUSY : 0;
+}
+
+/* ---- Wait group --------------------------------------------------------- */
+
+struct wg_impl {
+    uint32_t magic;
+    struct weft_spinlock lock;
+    int64_t count;              /* lock; never below zero */
+    struct weft_wait_queue q;   /* lock; non-empty only while count > 0 */
+};
+static_assert(sizeof(struct wg_impl) <= sizeof(weft_wg),
+              "grow weft_wg._private (an ABI change)");
+static_assert(alignof(struct wg_impl) <= alignof(weft_wg),
+              "weft_wg storage is under-aligned");
+
+static struct wg_impl *wg_of(weft_wg *wg) {
+    struct wg_impl *wi = (struct wg_impl *)(void *)wg;
+    return wi && wi->magic == WG_MAGIC ? wi : NULL;
+}
+
+int weft_wg_init(weft_wg *wg) {
+    if (!wg)
+        return -EINVAL;
+    memset(wg, 0, sizeof *wg);
+    ((struct wg_impl *)(void *)wg)->magic = WG_MAGIC;
+    return 0;
+}
+
+int weft_wg_add(weft_wg *wg, int n) {
+    struct wg_impl *wi = wg_of(wg);
+    if (!wi)
+        return -EINVAL;
+    weft__spin_lock(&wi->lock);
+    if (wi->count + n < 0) {
+        weft__spin_unlock(&wi->lock);
+        return -EINVAL;
+    }
+    wi->count += n;
+    struct weft_wait_node *all = wi->count == 0 ? queue_take_all(&wi->q) : NULL;
+    weft__spin_unlock(&wi->lock);
+    wake_chain(all, 0);
+    return 0;
+}
+
+int weft_wg_done(weft_wg *wg) { return weft_wg_add(wg, -1); }
+
+int weft_wg_wait(weft_wg *wg) {
+    struct wg_impl *wi = wg_of(wg);
+    if (!wi)
+        return -EINVAL;
+    weft__spin_lock(&wi->lock);
+    bool zero = wi->count == 0;
+    weft__spin_unlock(&wi->lock);
+    if (zero)
+        return 0;
+    struct weft_wait_node n;
+    weft__node_init(&n, true);
+    weft__spin_lock(&wi->lock);
+    if (wi->count == 0) {
+        weft__spin_unlock(&wi->lock);
+        if (n.waiter.fiber)
+            weft__wait_abort(n.waiter.fiber);
+        return 0;
+    }
+    weft__queue_push(&wi->q, &n);
+    return weft__node_wait(&wi->lock, &wi->q, &n, WEFT_FOREVER);
+}
+
+int weft_wg_destroy(weft_wg *wg) {
+    struct wg_impl *wi = wg_of(wg);
+    if (!wi)
+        return -EINVAL;
+    weft__spin_lock(&wi->lock);
+    bool busy = !weft__queue_empty(&wi->q);
+    if (!busy)
+        wi->magic = 0;
+    weft__spin_unlock(&wi->lock);
+    return busy ? -EBUSY : 0;
+}

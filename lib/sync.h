@@ -1,0 +1,84 @@
+/*
+ * lib/sync.h - what the synchronisation primitives (sync.c) and channels
+ * (chan.c) share: a small spinlock and a FIFO queue of waiting fibers and
+ * threads, each waiting through a weft_waiter (wait.h).
+ *
+ * Every primitive keeps its state and its queue under its own spinlock;
+ * critical sections are a few loads and stores, never a switch. A waiter
+ * is queued under the lock, then waits with the lock released; whoever
+ * takes it off the queue (under the lock) sets its result, then signals
+ * it after unlocking. A waiter whose wait ends without a signal (timeout,
+ * cancel) takes the lock again and removes itself if still queued; if not,
+ * somebody popped it and will signal it: it waits for that (W1 in wait.h).
+ *
+ * Invariants:
+ *   Q1  a node is on at most one queue, and `queued` says so (lock held).
+ *   Q2  a node's result and data are written by the one who dequeued it,
+ *       before the signal; the waiter reads them after the wait ended.
+ */
+#ifndef WEFT_SYNC_H
+#define WEFT_SYNC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wait.h"
+
+/* ---- Spinlock --------------------------------------------------------- */
+
+struct weft_spinlock {
+    _Atomic uint32_t held;
+};
+
+void weft__spin_lock(struct weft_spinlock *l);
+
+static inline void weft__spin_unlock(struct weft_spinlock *l) {
+    /* release: pairs with the acquire exchange in weft__spin_lock. */
+    atomic_store_explicit(&l->held, 0, memory_order_release);
+}
+
+/* ---- Wait queue --------------------------------------------------------- */
+
+struct weft_wait_node {
+    struct weft_waiter waiter;
+    struct weft_wait_node *prev, *next; /* lock */
+    bool queued;                        /* lock (Q1) */
+    int result;                         /* Q2 */
+    void *data;                         /* Q2: a channel's value */
+    uint64_t since;                     /* first queued (mutex fairness) */
+};
+
+struct weft_wait_queue {
+    struct weft_wait_node *head, *tail; /* the owner's lock */
+};
+
+/* Prepare a node for the calling fiber or thread (cancellable: whether
+ * weft_cancel may end the wait). Before taking the lock. */
+void weft__node_init(struct weft_wait_node *n, bool cancellable);
+
+/* Caller holds the lock. */
+void weft__queue_push(struct weft_wait_queue *q, struct weft_wait_node *n);
+struct weft_wait_node *weft__queue_pop(struct weft_wait_queue *q);
+void weft__queue_remove(struct weft_wait_queue *q, struct weft_wait_node *n);
+static inline bool weft__queue_empty(const struct weft_wait_queue *q) { return !q->head; }
+
+/* Caller holds lock and has pushed n on q. Releases lock and waits until
+ * n is signalled (returns 0: n->result is set) or the deadline passes or
+ * the fiber is cancelled (returns -ETIMEDOUT / -ECANCELED, n withdrawn). */
+int weft__node_wait(struct weft_spinlock *lock, struct weft_wait_queue *q,
+                    struct weft_wait_node *n, uint64_t deadline);
+
+/* Signal a node taken off its queue, after unlocking (Q2). */
+static inline void weft__node_wake(struct weft_wait_node *n, int result) {
+    n->result = result;
+    weft__waiter_signal(&n->waiter);
+}
+
+/* A deadline timeout_ns from now, saturating. */
+uint64_t weft__deadline_after(uint64_t timeout_ns);
+
+/* Whether the calling fiber was asked to cancel (false for threads). */
+bool weft__self_cancelled(void);
+
+#endif /* WEFT_SYNC_H */
