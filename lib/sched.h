@@ -27,6 +27,8 @@ enum weft_after {
     WEFT_AFTER_EXIT,   /* prev finished: free its stack, drop its run ref */
 };
 
+struct weft_timer_entry;
+
 /* Owner-only FIFO of fibers that yielded. */
 struct weft_fiber_list {
     struct weft_fiber *head;
@@ -65,6 +67,9 @@ struct weft_worker {
     struct weft_context loop_ctx;  /* the thread's own (scheduler) context */
     struct weft_stack_cache stacks[WEFT_STACK_CLASSES];
     struct weft_fiber_cache fibers;
+    /* Free timer entries (timer.c owns their layout). */
+    struct weft_timer_entry *timer_entries;
+    unsigned ntimer_entries;
     void *altstack;                /* SIGSEGV alternate stack */
     /* This thread's errno: its address never changes for the thread, so
      * fibers' errno is saved and restored through it without a call. */

@@ -23,12 +23,18 @@
  *   freed) while the timer thread still touches it.
  *
  *   Each entry has two references, the fiber's (dropped by disarm) and
- *   the timer thread's (dropped when it pops or discards the entry).
- *   Cancelled entries stay in the heap until their deadline (lazy
- *   invalidation) unless they outnumber live ones, when the heap is
- *   rebuilt without them: memory stays proportional to live timers. A
- *   submission stack full of cancelled entries wakes the timer thread
- *   every WEFT_TIMER_DRAIN_EVERY submissions for the same reason.
+ *   the timer's (dropped when the timer thread pops or discards it, or a
+ *   worker sweeps it). Cancelled entries stay in the heap until their
+ *   deadline (lazy invalidation); each time the heap doubles past its
+ *   size after the last compaction, it is rebuilt without them, so it
+ *   stays within twice its live entries. Every WEFT_TIMER_DRAIN_EVERY of
+ *   its own submissions, a worker sweeps the cancelled entries out of the
+ *   submission stack itself: abandoned timeouts cannot pile up while the
+ *   timer thread waits for a CPU.
+ *
+ *   Entries come from a per-runtime pool of chunks (never freed before
+ *   destroy): a worker keeps a cache, the timer thread returns what it
+ *   frees in batches. No malloc on the arm path.
  *
  * Rejected designs
  *   - A mutex-protected heap shared with the fibers: every sleep and
@@ -63,25 +69,42 @@ struct weft_timer_entry {
     struct weft_timer_entry *next; /* submission stack link */
 };
 
+/* Entries per chunk of the entry pool. */
+#define ENTRY_CHUNK 256u
+/* Entries a worker keeps before giving half back to the pool. */
+#define ENTRY_CACHE_MAX 1024u
+/* Entries the timer thread frees before handing them back in one batch. */
+#define ENTRY_RETURN_BATCH 256u
+
 struct weft_timer {
     /* -- Shared. -- */
     _Atomic(struct weft_timer_entry *) submitted; /* Treiber stack; CAS */
     _Atomic uint64_t sleeping_until; /* timer thread writes; submitters read */
     _Atomic uint32_t wake_word;      /* futex word: 1 = there is news */
-    _Atomic uint32_t submissions;    /* since the last drain */
     _Atomic uint32_t stop;
-    _Atomic uint64_t held;           /* entries in the heap or the stack */
-    _Atomic uint64_t cancels;        /* disarms that cancelled; relaxed */
+
+    /* -- The entry pool; pool_lock. Chunks live until destroy, so a
+     *    late reader never touches freed memory. -- */
+    pthread_mutex_t pool_lock;
+    struct weft_timer_entry *pool_free;
+    void **chunks;
+    size_t nchunks, chunks_cap;
 
     /* -- Timer thread only. -- */
     struct weft_timer_entry **heap;
     size_t heap_len, heap_cap;
-    uint64_t cancels_at_compact;
+    size_t compact_at;               /* heap size that triggers compact() */
+    struct weft_timer_entry *freed;  /* entries to hand back in a batch */
+    unsigned nfreed;
 
     /* -- Immutable. -- */
     struct weft_sched *sched;
     pthread_t thread;
 };
+
+/* Submissions since the calling thread last woke the timer to drain
+ * (per thread: no shared counter on the arm path). */
+static _Thread_local uint32_t submissions;
 
 uint64_t weft_now(void) {
     struct timespec ts;
@@ -89,20 +112,149 @@ uint64_t weft_now(void) {
     return (uint64_t)ts.tv_sec * WEFT_SEC + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- Entries ------------------------------------------------------------ */
+/* ---- The entry pool ----------------------------------------------------- */
+
+/* Caller holds pool_lock. */
+static bool pool_grow_locked(struct weft_timer *t) {
+    if (t->nchunks == t->chunks_cap) {
+        size_t cap = t->chunks_cap ? 2 * t->chunks_cap : 16;
+        void **chunks = realloc(t->chunks, cap * sizeof *chunks);
+        if (!chunks)
+            return false;
+        t->chunks = chunks;
+        t->chunks_cap = cap;
+    }
+    struct weft_timer_entry *chunk = malloc(ENTRY_CHUNK * sizeof *chunk);
+    if (!chunk)
+        return false;
+    t->chunks[t->nchunks++] = chunk;
+    for (unsigned i = 0; i < ENTRY_CHUNK; i++) {
+        chunk[i].next = t->pool_free;
+        t->pool_free = &chunk[i];
+    }
+    return true;
+}
+
+static void pool_give(struct weft_timer *t, struct weft_timer_entry *first,
+                      struct weft_timer_entry *last) {
+    pthread_mutex_lock(&t->pool_lock);
+    last->next = t->pool_free;
+    t->pool_free = first;
+    pthread_mutex_unlock(&t->pool_lock);
+}
+
+/* An entry for the calling worker: from its cache, else a batch from the
+ * pool. NULL when out of memory. */
+static struct weft_timer_entry *entry_alloc(struct weft_timer *t) {
+    struct weft_worker *w = weft__sched_worker();
+    struct weft_timer_entry *e = w->timer_entries;
+    if (WEFT_LIKELY(e != NULL)) {
+        w->timer_entries = e->next;
+        w->ntimer_entries--;
+        return e;
+    }
+    pthread_mutex_lock(&t->pool_lock);
+    if (!t->pool_free && !pool_grow_locked(t)) {
+        pthread_mutex_unlock(&t->pool_lock);
+        return NULL;
+    }
+    e = t->pool_free;
+    t->pool_free = e->next;
+    for (unsigned i = 0; i < ENTRY_CACHE_MAX / 4 && t->pool_free; i++) {
+        struct weft_timer_entry *g = t->pool_free;
+        t->pool_free = g->next;
+        g->next = w->timer_entries;
+        w->timer_entries = g;
+        w->ntimer_entries++;
+    }
+    pthread_mutex_unlock(&t->pool_lock);
+    return e;
+}
+
+/* Timer thread: hand its freed entries back to the pool. */
+static void return_freed(struct weft_timer *t) {
+    if (!t->freed)
+        return;
+    struct weft_timer_entry *last = t->freed;
+    while (last->next)
+        last = last->next;
+    pool_give(t, t->freed, last);
+    t->freed = NULL;
+    t->nfreed = 0;
+}
+
+/* The last reference is gone: back to the worker's cache, or (on the
+ * timer thread) to its batch for the pool. */
+static void entry_free(struct weft_timer *t, struct weft_timer_entry *e) {
+    struct weft_worker *w = weft__sched_worker();
+    if (!w) {
+        e->next = t->freed;
+        t->freed = e;
+        if (++t->nfreed >= ENTRY_RETURN_BATCH)
+            return_freed(t);
+        return;
+    }
+    e->next = w->timer_entries;
+    w->timer_entries = e;
+    if (++w->ntimer_entries <= ENTRY_CACHE_MAX)
+        return;
+    /* A worker that only frees (its fibers' timers fire) would hoard. */
+    struct weft_timer_entry *cut = w->timer_entries;
+    for (unsigned i = 1; i < ENTRY_CACHE_MAX / 2; i++)
+        cut = cut->next;
+    struct weft_timer_entry *first = cut->next, *last = first;
+    unsigned n = 1;
+    while (last->next) {
+        last = last->next;
+        n++;
+    }
+    cut->next = NULL;
+    w->ntimer_entries -= n;
+    pool_give(t, first, last);
+}
 
 static void entry_unref(struct weft_timer *t, struct weft_timer_entry *e) {
     /* acq_rel: whoever frees sees the other owner's last writes. */
-    if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1) {
-        free(e);
-        atomic_fetch_sub_explicit(&t->held, 1, memory_order_relaxed);
-    }
+    if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+        entry_free(t, e);
 }
 
 static void wake_timer(struct weft_timer *t) {
     /* release: pairs with the timer thread's acquire exchange. */
     atomic_store_explicit(&t->wake_word, 1, memory_order_release);
     weft__park_wake(&t->wake_word, 1);
+}
+
+/* Worker: take the submission stack, free its cancelled entries, and put
+ * the rest back. The timer thread does the same in drain(); a worker
+ * helps every WEFT_TIMER_DRAIN_EVERY of its own submissions, so abandoned
+ * timeouts cannot pile up while the timer thread waits for a CPU. */
+static void sweep_cancelled(struct weft_timer *t) {
+    /* acquire: pairs with the submitters' CAS, for the entries' fields. */
+    struct weft_timer_entry *e = atomic_exchange_explicit(&t->submitted, NULL,
+                                                          memory_order_acquire);
+    struct weft_timer_entry *first = NULL, *last = NULL;
+    while (e) {
+        struct weft_timer_entry *next = e->next;
+        if (atomic_load_explicit(&e->state, memory_order_relaxed) == ENTRY_CANCELLED) {
+            entry_unref(t, e); /* the stack's reference */
+        } else {
+            e->next = first;
+            first = e;
+            if (!last)
+                last = e;
+        }
+        e = next;
+    }
+    if (!first)
+        return;
+    struct weft_timer_entry *head = atomic_load_explicit(&t->submitted, memory_order_relaxed);
+    do {
+        last->next = head;
+        /* seq_cst: as the push in weft__timer_arm. */
+    } while (!atomic_compare_exchange_weak_explicit(&t->submitted, &head, first,
+                                                    memory_order_seq_cst,
+                                                    memory_order_relaxed));
 }
 
 /* The entry's owning timer: reached through the fiber's runtime. */
@@ -112,7 +264,7 @@ static struct weft_timer *timer_of(struct weft_timer_entry *e) {
 
 struct weft_timer_entry *weft__timer_arm(struct weft_timer *t, uint64_t deadline,
                                          struct weft_fiber *f, uint32_t gen) {
-    struct weft_timer_entry *e = malloc(sizeof *e);
+    struct weft_timer_entry *e = entry_alloc(t);
     if (!e)
         return NULL;
     e->deadline = deadline;
@@ -120,7 +272,6 @@ struct weft_timer_entry *weft__timer_arm(struct weft_timer *t, uint64_t deadline
     e->gen = gen;
     atomic_init(&e->state, ENTRY_ARMED);
     atomic_init(&e->refs, 2);
-    atomic_fetch_add_explicit(&t->held, 1, memory_order_relaxed);
     struct weft_timer_entry *head = atomic_load_explicit(&t->submitted, memory_order_relaxed);
     do {
         e->next = head;
@@ -130,10 +281,12 @@ struct weft_timer_entry *weft__timer_arm(struct weft_timer *t, uint64_t deadline
     } while (!atomic_compare_exchange_weak_explicit(&t->submitted, &head, e,
                                                     memory_order_seq_cst,
                                                     memory_order_relaxed));
-    uint32_t subs = atomic_fetch_add_explicit(&t->submissions, 1, memory_order_relaxed);
-    if (deadline < atomic_load_explicit(&t->sleeping_until, memory_order_seq_cst) ||
-        subs + 1 == WEFT_TIMER_DRAIN_EVERY)
+    if (WEFT_UNLIKELY(++submissions % WEFT_TIMER_DRAIN_EVERY == 0)) {
+        sweep_cancelled(t);
         wake_timer(t);
+    } else if (deadline < atomic_load_explicit(&t->sleeping_until, memory_order_seq_cst)) {
+        wake_timer(t);
+    }
     return e;
 }
 
@@ -144,8 +297,6 @@ bool weft__timer_disarm(struct weft_timer_entry *e) {
     bool fired = !atomic_compare_exchange_strong_explicit(&e->state, &s, ENTRY_CANCELLED,
                                                           memory_order_acq_rel,
                                                           memory_order_acquire);
-    if (!fired)
-        atomic_fetch_add_explicit(&t->cancels, 1, memory_order_relaxed);
     while (s == ENTRY_FIRING) {
         weft__cpu_relax();
         s = atomic_load_explicit(&e->state, memory_order_acquire);
@@ -155,7 +306,10 @@ bool weft__timer_disarm(struct weft_timer_entry *e) {
 }
 
 uint64_t weft__timer_pending(struct weft_timer *t) {
-    return atomic_load_explicit(&t->held, memory_order_relaxed);
+    pthread_mutex_lock(&t->pool_lock);
+    uint64_t n = (uint64_t)t->nchunks * ENTRY_CHUNK;
+    pthread_mutex_unlock(&t->pool_lock);
+    return n;
 }
 
 /* ---- The heap (timer thread only) --------------------------------------- */
@@ -225,10 +379,12 @@ static void drain(struct weft_timer *t) {
     /* acquire: pairs with the submitters' CAS, for the entries' fields. */
     struct weft_timer_entry *e = atomic_exchange_explicit(&t->submitted, NULL,
                                                           memory_order_acquire);
-    atomic_store_explicit(&t->submissions, 0, memory_order_relaxed);
     while (e) {
         struct weft_timer_entry *next = e->next;
-        if (is_cancelled(e)) {
+        /* Cancelled ones go in too: the earliest deadline the thread
+         * sleeps towards then covers the abandoned timeouts, so arming
+         * another far timeout does not wake it (a syscall per arm). */
+        if (is_cancelled(e) && t->heap_len >= t->compact_at) {
             entry_unref(t, e);
         } else {
             if (t->heap_len == t->heap_cap && !heap_grow(t)) {
@@ -245,12 +401,13 @@ static void drain(struct weft_timer *t) {
         }
         e = next;
     }
-    /* relaxed: an estimate of cancelled entries, to decide when to compact. */
-    uint64_t cancels = atomic_load_explicit(&t->cancels, memory_order_relaxed);
-    uint64_t recent = cancels - t->cancels_at_compact;
-    if (recent > 1024 && recent > t->heap_len / 2) {
+    /* Cancelled entries wait in the heap for their deadline (lazy). Each
+     * time the heap doubles past its size after the last compaction,
+     * drop them: O(1) amortised per insert, and the heap stays within
+     * twice its live entries. */
+    if (t->heap_len > t->compact_at) {
         compact(t);
-        t->cancels_at_compact = cancels;
+        t->compact_at = 2 * t->heap_len + 1024;
     }
 }
 
@@ -294,6 +451,7 @@ static void *timer_main(void *arg) {
     for (;;) {
         drain(t);
         expire(t, weft_now());
+        return_freed(t);
         if (atomic_load_explicit(&t->stop, memory_order_acquire))
             break;
         uint64_t until = t->heap_len ? t->heap[0]->deadline : WEFT_FOREVER;
@@ -318,10 +476,9 @@ int weft__timer_create(struct weft_timer **out, struct weft_sched *s) {
     atomic_init(&t->submitted, NULL);
     atomic_init(&t->sleeping_until, WEFT_FOREVER);
     atomic_init(&t->wake_word, 0);
-    atomic_init(&t->submissions, 0);
     atomic_init(&t->stop, 0);
-    atomic_init(&t->held, 0);
-    atomic_init(&t->cancels, 0);
+    pthread_mutex_init(&t->pool_lock, NULL);
+    t->compact_at = 1024;
     if (pthread_create(&t->thread, NULL, timer_main, t) != 0) {
         free(t);
         return -EAGAIN;
@@ -335,9 +492,11 @@ void weft__timer_destroy(struct weft_timer *t) {
     wake_timer(t);
     pthread_join(t->thread, NULL);
     /* No fiber waits any more: every entry left is cancelled or fired. */
-    drain(t);
-    for (size_t i = 0; i < t->heap_len; i++)
-        entry_unref(t, t->heap[i]);
+    /* Entries live in the pool's chunks: free those, and all is gone. */
+    for (size_t i = 0; i < t->nchunks; i++)
+        free(t->chunks[i]);
+    free(t->chunks);
+    pthread_mutex_destroy(&t->pool_lock);
     free(t->heap);
     free(t);
 }

@@ -27,8 +27,9 @@ struct weft_timer_entry *weft__timer_arm(struct weft_timer *t, uint64_t deadline
  * fired (the deadline ended the wait, or tried to). */
 bool weft__timer_disarm(struct weft_timer_entry *e);
 
-/* Entries the timer thread holds (live and lazily cancelled): a test
- * hook for "memory does not grow with abandoned timeouts". */
+/* Entries ever allocated (the high-water mark of live plus lazily
+ * cancelled ones): a test hook for "memory does not grow with abandoned
+ * timeouts". */
 uint64_t weft__timer_pending(struct weft_timer *t);
 
 #endif /* WEFT_TIMER_H */
