@@ -13,8 +13,11 @@
  * page its own fiber already uses, so the canary costs no extra page per
  * stack (a million fibers need one resident page each, not two).
  *
- * Guard pages split mappings; Linux allows vm.max_map_count (65530 by
- * default) per process, so guarded slabs are made only while a
+ * Guard pages: where the kernel has guard regions (Linux 6.13+,
+ * madvise(MADV_GUARD_INSTALL)), every stack gets one, marked in the page
+ * tables without splitting the mapping. Elsewhere a guard is an mprotect
+ * that splits the mapping; Linux allows vm.max_map_count (65530 by
+ * default) mappings per process, so those are made only while a
  * process-wide budget (a quarter of max_map_count) lasts. Canaries are
  * always on, and checked at every switch-out (sched.c).
  *
