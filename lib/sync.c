@@ -31,10 +31,10 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdalign.h>
 #include <string.h>
 
+#include "park.h"
 #include "sched.h"
 #include "sync.h"
 
@@ -51,17 +51,27 @@
 /* ---- Spinlock and queue ------------------------------------------------- */
 
 void weft__spin_lock(struct weft_spinlock *l) {
-    for (unsigned spins = 0;; spins++) {
-        /* acquire: pairs with the release in weft__spin_unlock. */
-        if (!atomic_exchange_explicit(&l->held, 1, memory_order_acquire))
+    uint32_t c = 0;
+    /* acquire: pairs with the release exchange in weft__spin_unlock. */
+    if (WEFT_LIKELY(atomic_compare_exchange_strong_explicit(&l->held, &c, 1,
+                                                            memory_order_acquire,
+                                                            memory_order_relaxed)))
+        return;
+    for (int i = 0; i < 100; i++) {
+        weft__cpu_relax();
+        c = 0;
+        if (atomic_load_explicit(&l->held, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&l->held, &c, 1, memory_order_acquire,
+                                                  memory_order_relaxed))
             return;
-        while (atomic_load_explicit(&l->held, memory_order_relaxed)) {
-            if (++spins < 128)
-                weft__cpu_relax();
-            else
-                sched_yield(); /* the holder may be a preempted thread */
-        }
     }
+    /* Contended: mark it so, and sleep until it is free. */
+    while (atomic_exchange_explicit(&l->held, 2, memory_order_acquire) != 0)
+        weft__park_wait(&l->held, 2, WEFT_FOREVER);
+}
+
+void weft__spin_unlock_contended(struct weft_spinlock *l) {
+    weft__park_wake(&l->held, 1);
 }
 
 void weft__node_init(struct weft_wait_node *n, bool cancellable) {

@@ -25,17 +25,25 @@
 
 #include "wait.h"
 
-/* ---- Spinlock --------------------------------------------------------- */
+/* ---- The objects' internal lock ---------------------------------------- */
 
+/* A short spin, then a futex sleep (Drepper's mutex 2: 0 free, 1 held,
+ * 2 held and contended). Plain threads share these objects with fibers,
+ * and a thread may be preempted while it holds one: pure spinning with
+ * sched_yield livelocked a 2-CPU machine with more threads than CPUs. A
+ * holder never switches fibers, so a fiber that sleeps here sleeps only
+ * for a few instructions of somebody else's critical section. */
 struct weft_spinlock {
     _Atomic uint32_t held;
 };
 
 void weft__spin_lock(struct weft_spinlock *l);
+void weft__spin_unlock_contended(struct weft_spinlock *l);
 
 static inline void weft__spin_unlock(struct weft_spinlock *l) {
-    /* release: pairs with the acquire exchange in weft__spin_lock. */
-    atomic_store_explicit(&l->held, 0, memory_order_release);
+    /* release: pairs with the acquire in weft__spin_lock. */
+    if (atomic_exchange_explicit(&l->held, 0, memory_order_release) == 2)
+        weft__spin_unlock_contended(l);
 }
 
 /* ---- Wait queue --------------------------------------------------------- */
