@@ -181,8 +181,16 @@ WEFT_EXPORT int weft_spawn_ex(weft_runtime *rt, weft_fn fn, void *arg,
  * Returns:   0, with *result = the fiber's return value (result may be
  *            NULL), or
  *            -EINVAL     t is NULL or not a live handle (nothing consumed);
+ *            -EBUSY      another fiber or thread is already waiting for t
+ *                        in join, gather or wait_any: a task has one
+ *                        awaiter at a time (nothing consumed);
  *            -EDEADLK    t is the calling fiber (nothing consumed);
- *            -ECANCELED  t was cancelled before it ran (consumed).
+ *            -ECANCELED  t was cancelled before it ran (consumed);
+ *            -ENOMEM     no stack could be found for t, which never ran
+ *                        (consumed).
+ * A task that no worker has started yet may be run by the joining fiber
+ * itself, on its own stack (as Cilk and oneTBB do): it still runs as its
+ * own task (weft_self(), cancellation), and starts at once.
  * The result write happens-before weft_join's return.
  * A cancelled fiber that waits in weft_join forwards the cancellation to t
  * and goes on waiting, so the handle is always consumed.
@@ -209,8 +217,9 @@ WEFT_EXPORT int weft_detach(weft_task *t);
  *            the lowest index's error (-ECANCELED). Before waiting every
  *            entry is checked, and then nothing is consumed: ts NULL or
  *            n == 0 (-EINVAL), a NULL or dead entry (-EINVAL), the caller
- *            itself (-EDEADLK). Once it waits, it consumes all. The
- *            gatherer is woken once, not once per task.
+ *            itself (-EDEADLK), an entry another caller is waiting for
+ *            (-EBUSY). Once it waits, it consumes all. The gatherer is
+ *            woken once, not once per task.
  */
 WEFT_EXPORT int weft_gather(weft_task *const *ts, size_t n, void **results);
 
@@ -221,6 +230,7 @@ WEFT_EXPORT int weft_gather(weft_task *const *ts, size_t n, void **results);
  * Returns:   0 with *index = the lowest index among the finished tasks, or
  *            -EINVAL     ts or index NULL, n == 0, an entry NULL or dead;
  *            -EDEADLK    an entry is the caller;
+ *            -EBUSY      another caller is waiting for an entry;
  *            -ETIMEDOUT  none finished within timeout_ns (WEFT_FOREVER:
  *                        no timeout);
  *            -ECANCELED  the calling fiber was cancelled.

@@ -333,7 +333,7 @@ static int join_until(weft_task *t, uint64_t deadline, void **result) {
             weft__wait_abort(self);
         if (expect == WEFT_JOINER_DONE)
             return consume(f, result);
-        return -EINVAL; /* someone else is joining this handle */
+        return -EBUSY; /* someone else is waiting for this task */
     }
     struct weft_fiber *const tasks[1] = {f};
     const struct weft_forward fw = {tasks, 1};
@@ -375,6 +375,9 @@ static int check_tasks(weft_task *const *ts, size_t n, struct weft_fiber *self) 
             return -EINVAL;
         if (f == self)
             return -EDEADLK;
+        /* One awaiter at a time: another join, gather or wait_any. */
+        if (atomic_load_explicit(&f->joiner, memory_order_relaxed) > WEFT_JOINER_DONE)
+            return -EBUSY;
     }
     return 0;
 }
@@ -383,7 +386,7 @@ static int check_tasks(weft_task *const *ts, size_t n, struct weft_fiber *self) 
  * it made. A task listed twice is registered once (dup is set). With
  * `mine`, bit i says whether entry i was registered. */
 static int64_t register_all(weft_task *const *ts, size_t n, struct weft_waiter *wt,
-                            bool *dup, bool *saw_done, uint64_t *mine) {
+                            bool *dup, bool *saw_done, bool *busy, uint64_t *mine) {
     int64_t registered = 0;
     for (size_t i = 0; i < n; i++) {
         struct weft_fiber *f = fiber_of(ts[i]);
@@ -399,6 +402,8 @@ static int64_t register_all(weft_task *const *ts, size_t n, struct weft_waiter *
             *dup = true;
         } else if (expect == WEFT_JOINER_DONE) {
             *saw_done = true;
+        } else {
+            *busy = true; /* another awaiter came first */
         }
     }
     return registered;
@@ -443,10 +448,11 @@ int weft_gather(weft_task *const *ts, size_t n, void **results) {
     }
     struct weft_waiter wt;
     weft__waiter_init(&wt, self, 1, false);
-    bool dup = false, saw_done = false;
+    bool dup = false, saw_done = false, busy = false;
     /* The extra 1 is ours: nobody can end the wait while we register. */
     atomic_store_explicit(&wt.pending, (int64_t)n + 1, memory_order_relaxed);
-    int64_t unregistered = (int64_t)n - register_all(ts, n, &wt, &dup, &saw_done, NULL);
+    int64_t unregistered =
+        (int64_t)n - register_all(ts, n, &wt, &dup, &saw_done, &busy, NULL);
     const struct weft_forward fw = {(struct weft_fiber *const *)ts, n};
     forward_begin(self, &fw);
     /* acq_rel: drop our count and the registrations that did not happen;
@@ -459,6 +465,11 @@ int weft_gather(weft_task *const *ts, size_t n, void **results) {
         weft__waiter_block(&wt, WEFT_FOREVER);
     }
     forward_end(self);
+    /* A task another awaiter took after check_tasks (misuse, and a race):
+     * its finish does not count for us; poll for it, gently. */
+    for (size_t i = 0; busy && i < n; i++)
+        while (!finished(fiber_of(ts[i])))
+            weft_sleep(WEFT_MSEC);
     int first_err = 0;
     for (size_t i = 0; i < n; i++) {
         if (dup && seen_before(ts, i)) {
@@ -504,14 +515,15 @@ int weft_wait_any(weft_task *const *ts, size_t n, uint64_t timeout_ns, size_t *i
     uint64_t deadline = deadline_after(timeout_ns);
     struct weft_waiter wt;
     weft__waiter_init(&wt, self, 1, true);
-    bool dup = false, saw_done = false;
+    bool dup = false, saw_done = false, busy = false;
     /* 2: the first finisher's count, plus ours while we register. */
     atomic_store_explicit(&wt.pending, 2, memory_order_relaxed);
-    register_all(ts, n, &wt, &dup, &saw_done, mine);
-    if (atomic_fetch_sub_explicit(&wt.pending, 1, memory_order_acq_rel) == 1 || saw_done) {
+    register_all(ts, n, &wt, &dup, &saw_done, &busy, mine);
+    if (atomic_fetch_sub_explicit(&wt.pending, 1, memory_order_acq_rel) == 1 || saw_done ||
+        busy) {
         if (self)
             weft__wait_abort(self);
-        rc = 0;
+        rc = busy ? -EBUSY : 0;
     } else {
         rc = weft__waiter_block(&wt, deadline);
     }

@@ -105,11 +105,46 @@ static void test_gather_with_duplicate_entry(void **state) {
     assert_int_equal(weft_runtime_destroy(rt), 0);
 }
 
+/* ---- One awaiter at a time ------------------------------------------ */
+
+static void *nap(void *arg) {
+    (void)arg;
+    weft_sleep(50 * WEFT_MSEC);
+    return (void *)9;
+}
+
+static weft_task *shared_task;
+
+static void *second_awaiter(void *arg) {
+    (void)arg;
+    weft_sleep(10 * WEFT_MSEC); /* the main thread is joining by now */
+    size_t idx;
+    CHECK(weft_join(shared_task, NULL) == -EBUSY);
+    CHECK(weft_wait_any(&shared_task, 1, WEFT_SEC, &idx) == -EBUSY);
+    CHECK(weft_gather(&shared_task, 1, NULL) == -EBUSY);
+    return NULL;
+}
+
+static void test_second_awaiter_gets_ebusy(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(2);
+    weft_task *other;
+    assert_int_equal(weft_spawn(rt, nap, NULL, &shared_task), 0);
+    assert_int_equal(weft_spawn(rt, second_awaiter, NULL, &other), 0);
+    void *r;
+    assert_int_equal(weft_join(shared_task, &r), 0); /* consumed once, here */
+    assert_ptr_equal(r, (void *)9);
+    assert_int_equal(weft_join(other, NULL), 0);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_join_of_fresh_child_runs_inline),
         cmocka_unit_test(test_cancel_forwards_through_join),
         cmocka_unit_test(test_gather_with_duplicate_entry),
+        cmocka_unit_test(test_second_awaiter_gets_ebusy),
     };
     return cmocka_run_group_tests_name("join", tests, NULL, NULL);
 }
