@@ -102,9 +102,10 @@ struct weft_timer {
     pthread_t thread;
 };
 
-/* Submissions since the calling thread last woke the timer to drain
+/* Submissions, and cancels, by the calling thread since it last swept
  * (per thread: no shared counter on the arm path). */
 static _Thread_local uint32_t submissions;
+static _Thread_local uint32_t cancels;
 
 uint64_t weft_now(void) {
     struct timespec ts;
@@ -282,7 +283,11 @@ struct weft_timer_entry *weft__timer_arm(struct weft_timer *t, uint64_t deadline
                                                     memory_order_seq_cst,
                                                     memory_order_relaxed));
     if (WEFT_UNLIKELY(++submissions % WEFT_TIMER_DRAIN_EVERY == 0)) {
-        sweep_cancelled(t);
+        /* Sweep only if this thread abandoned timeouts meanwhile: walking
+         * thousands of live entries for nothing costs their cache misses. */
+        if (cancels >= WEFT_TIMER_DRAIN_EVERY / 4)
+            sweep_cancelled(t);
+        cancels = 0;
         wake_timer(t);
     } else if (deadline < atomic_load_explicit(&t->sleeping_until, memory_order_seq_cst)) {
         wake_timer(t);
@@ -297,6 +302,8 @@ bool weft__timer_disarm(struct weft_timer_entry *e) {
     bool fired = !atomic_compare_exchange_strong_explicit(&e->state, &s, ENTRY_CANCELLED,
                                                           memory_order_acq_rel,
                                                           memory_order_acquire);
+    if (!fired)
+        cancels++;
     while (s == ENTRY_FIRING) {
         weft__cpu_relax();
         s = atomic_load_explicit(&e->state, memory_order_acquire);
