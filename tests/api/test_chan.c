@@ -25,55 +25,7 @@
 
 #include "test_util.h"
 
-#define WORKERS 2
-/* Time for a fiber or thread that has announced itself to reach its wait. */
-#define SETTLE (30 * WEFT_MSEC)
-/* A wait that a wake-up (or a cancel, or a close) ends ends before this. */
-#define PROMPT (5 * WEFT_SEC)
-/* A timeout that must not fire within a test. */
-#define LONG_WAIT (10 * WEFT_SEC)
-/* How long the main thread polls for progress before it gives up. */
-#define POLL (10 * WEFT_SEC)
-
-static int setup_rt(void **state) {
-    wt_reset();
-    *state = wt_runtime_new(WORKERS);
-    return *state ? 0 : -1;
-}
-
-static int teardown_rt(void **state) {
-    return weft_runtime_destroy(*state) == 0 ? 0 : -1;
-}
-
-/* ---- Helpers ----------------------------------------------------------- */
-
-static pthread_t start_thread(void *(*fn)(void *), void *arg) {
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, fn, arg), 0);
-    return th;
-}
-
-static void join_thread(pthread_t th) {
-    assert_int_equal(pthread_join(th, NULL), 0);
-}
-
-static weft_task *spawn(weft_runtime *rt, weft_fn fn, void *arg) {
-    weft_task *t = NULL;
-    assert_int_equal(weft_spawn(rt, fn, arg, &t), 0);
-    return t;
-}
-
-static void join_task(weft_task *t) {
-    assert_int_equal(weft_join(t, NULL), 0);
-}
-
-static void settle(void) {
-    wt_thread_sleep_ns(SETTLE);
-}
-
-static bool poll_ge(atomic_int *v, int target) {
-    return wt_wait_atomic_ge(v, target, POLL);
-}
+#include "test_api.h"
 
 static weft_chan *new_chan(size_t elem_size, size_t capacity) {
     weft_chan *ch = NULL;
