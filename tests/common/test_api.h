@@ -42,7 +42,7 @@ static inline void join_thread(pthread_t th) {
     assert_int_equal(pthread_join(th, NULL), 0);
 }
 
-static weft_task *spawn(weft_runtime *rt, weft_fn fn, void *arg) {
+static inline weft_task *spawn(weft_runtime *rt, weft_fn fn, void *arg) {
     weft_task *t = NULL;
     assert_int_equal(weft_spawn(rt, fn, arg, &t), 0);
     return t;
