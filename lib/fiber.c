@@ -46,7 +46,7 @@ static bool grow_locked(struct weft_fiber_pool *pool) {
     pool->chunks[pool->nchunks++] = chunk;
     for (unsigned i = 0; i < CHUNK_BLOCKS; i++) {
         struct weft_fiber *f = (struct weft_fiber *)(void *)(chunk + i * block_size());
-        f->magic = WEFT_FIBER_DEAD;
+        atomic_init(&f->magic, WEFT_FIBER_DEAD);
         f->pool = pool;
         f->qnext = pool->free;
         pool->free = f;
@@ -106,7 +106,7 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
     f->qnext = NULL;
     f->saved_errno = 0;
     f->wait_gen = 0;
-    f->magic = WEFT_FIBER_MAGIC;
+    atomic_store_explicit(&f->magic, WEFT_FIBER_MAGIC, memory_order_relaxed);
     f->fn = fn;
     f->arg = arg;
     f->name = NULL;
@@ -132,7 +132,7 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
 }
 
 static void recycle(struct weft_fiber *f, struct weft_fiber_cache *cache) {
-    f->magic = WEFT_FIBER_DEAD;
+    atomic_store_explicit(&f->magic, WEFT_FIBER_DEAD, memory_order_relaxed);
     if (!cache) {
         give_to_pool(f->pool, f, f, 1);
         return;

@@ -76,7 +76,9 @@ struct weft_fiber {
     uint32_t wait_gen;             /* generation of its latest wait */
 
     /* -- Immutable after spawn. -- */
-    uint32_t magic;
+    /* WEFT_FIBER_MAGIC while allocated. Atomic, relaxed: a stale handle's
+     * validity check may read it while the block is being recycled. */
+    _Atomic uint32_t magic;
     weft_fn fn;
     void *arg;
     const char *name;              /* weft_spawn_opts.name, or NULL */
@@ -157,7 +159,8 @@ void weft__fiber_cache_drain(struct weft_fiber_cache *cache, struct weft_fiber_p
 
 /* Whether p looks like a control block weft handed out and not freed. */
 static inline bool weft__fiber_valid(const struct weft_fiber *f) {
-    return f && f->magic == WEFT_FIBER_MAGIC;
+    return f && atomic_load_explicit(&((struct weft_fiber *)f)->magic,
+                                     memory_order_relaxed) == WEFT_FIBER_MAGIC;
 }
 
 /* Whether f, or a fiber it runs inline on, was asked to cancel: a task

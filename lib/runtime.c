@@ -38,7 +38,7 @@ static struct weft_runtime *runtime_alloc(void) {
 }
 
 static void runtime_retire(struct weft_runtime *rt) {
-    rt->magic = 0;
+    atomic_store_explicit(&rt->magic, 0, memory_order_relaxed);
     pthread_mutex_lock(&retired_lock);
     rt->retired_next = retired;
     retired = rt;
@@ -46,7 +46,7 @@ static void runtime_retire(struct weft_runtime *rt) {
 }
 
 struct weft_sched *weft__runtime_sched(weft_runtime *rt) {
-    if (!rt || rt->magic != WEFT_RUNTIME_MAGIC)
+    if (!rt || atomic_load_explicit(&rt->magic, memory_order_relaxed) != WEFT_RUNTIME_MAGIC)
         return NULL;
     return &rt->sched;
 }
@@ -105,7 +105,7 @@ int weft_runtime_create(weft_runtime **out, const weft_config *cfg) {
     rc = weft__sched_start(&rt->sched);
     if (rc)
         goto fail_start;
-    rt->magic = WEFT_RUNTIME_MAGIC;
+    atomic_store_explicit(&rt->magic, WEFT_RUNTIME_MAGIC, memory_order_relaxed);
     *out = rt;
     errno = saved_errno;
     return 0;
@@ -153,7 +153,7 @@ int weft_runtime_destroy(weft_runtime *rt) {
     int saved_errno = errno;
     weft__sched_close(s);
     wait_quiescent(s);
-    rt->magic = 0;
+    atomic_store_explicit(&rt->magic, 0, memory_order_relaxed);
     weft__sched_stop(s);
     weft__timer_destroy(s->timer);
     weft__sched_fini(s);
@@ -163,7 +163,8 @@ int weft_runtime_destroy(weft_runtime *rt) {
 }
 
 int weft_runtime_workers(const weft_runtime *rt) {
-    if (!rt || rt->magic != WEFT_RUNTIME_MAGIC)
+    if (!rt || atomic_load_explicit(&((struct weft_runtime *)rt)->magic,
+                                    memory_order_relaxed) != WEFT_RUNTIME_MAGIC)
         return -EINVAL;
     return (int)rt->sched.nworkers;
 }

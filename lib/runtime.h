@@ -12,7 +12,10 @@
 #define WEFT_RUNTIME_MAGIC 0x7765667472756eull /* "weftrun" */
 
 struct weft_runtime {
-    uint64_t magic;                /* WEFT_RUNTIME_MAGIC while usable */
+    /* WEFT_RUNTIME_MAGIC while usable. Atomic: a call on a runtime being
+     * destroyed reads it while destroy clears it; relaxed, a misuse check
+     * (closing, in sched, orders the real hand-over). */
+    _Atomic uint64_t magic;
     _Atomic uint32_t destroying;   /* set once by weft_runtime_destroy */
     struct weft_sched sched;
     struct weft_runtime *retired_next; /* runtime.c, retired_lock */
