@@ -32,8 +32,9 @@
  *      more than a bounded number of picks, whatever the LIFO side does);
  *      and if workers are idle, the yield list moves to the deque, where
  *      they can steal from it;
- *   2. its `next` slot (the fiber just woken: cache-hot, and a
- *      producer/consumer pair stays on one core), then its own deque,
+ *   2. its `next` slot (the fiber just spawned or woken: cache-hot, a
+ *      producer/consumer pair stays on one core, and a join finds its
+ *      task there to run inline), then its own deque,
  *      newest first (fork-join runs depth-first, so live stacks stay
  *      proportional to depth x workers), then its yield list;
  *   3. the inject queue, a batch at a time;
@@ -74,9 +75,13 @@
  *   keep the fence: no running worker owns those.
  *
  * Rejected designs
- *   - Spawning into the `next` slot: the task cannot be stolen until its
- *     parent blocks, so two tasks spawned and joined by one fiber ran one
- *     after the other on one worker.
+ *   - A `next` slot that thieves cannot touch: a task spawned there could
+ *     not be stolen until its parent blocked, so two tasks spawned and
+ *     joined by one fiber ran one after the other on one worker. Thieves
+ *     now take it too, but only when the same fiber has sat there for a
+ *     whole round of their search (~2 us; Go's runqgrab waits ~3 us for
+ *     runnext), so a task about to be joined inline stays with its
+ *     parent.
  *   - One global run queue: every spawn and wake contends on one line.
  *   - Always switching through the worker's own context: two jumps per
  *     switch instead of one.
@@ -101,8 +106,8 @@
  *   finished count (acquire) before every spawned count, so a task whose
  *   finish it sees has all its children's spawns seen too.
  *
- * Module order: context < stack < fiber < sched, wait < timer < join <
- * runtime. Nothing here includes a later module's header except timer.h
+ * Module order: context < stack < fiber < sched, wait < timer < join,
+ * sync, chan < runtime. Nothing here includes a later module's header except timer.h
  * (its entry points only).
  *
  * References: Lê et al., PPoPP 2013; Go src/runtime/proc.go ("Worker
