@@ -201,20 +201,11 @@ int weft_chan_close(weft_chan *chan) {
     }
     ch->closed = true;
     /* C2: take both queues; wake after unlocking. */
-    struct weft_wait_node *wake[2] = {ch->senders.head, ch->receivers.head};
-    for (int q = 0; q < 2; q++)
-        for (struct weft_wait_node *n = wake[q]; n; n = n->next)
-            n->queued = false;
-    ch->senders.head = ch->senders.tail = NULL;
-    ch->receivers.head = ch->receivers.tail = NULL;
+    struct weft_wait_node *senders = weft__queue_take_all(&ch->senders);
+    struct weft_wait_node *receivers = weft__queue_take_all(&ch->receivers);
     weft__spin_unlock(&ch->lock);
-    for (int q = 0; q < 2; q++) {
-        for (struct weft_wait_node *n = wake[q]; n;) {
-            struct weft_wait_node *next = n->next; /* n may vanish once woken */
-            weft__node_wake(n, -EPIPE);
-            n = next;
-        }
-    }
+    weft__node_wake_chain(senders, -EPIPE);
+    weft__node_wake_chain(receivers, -EPIPE);
     return 0;
 }
 

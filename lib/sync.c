@@ -373,8 +373,7 @@ int weft_cond_signal(weft_cond *c) {
     return 0;
 }
 
-/* Wake every node of a chain taken off a queue (after unlocking). */
-static void wake_chain(struct weft_wait_node *n, int result) {
+void weft__node_wake_chain(struct weft_wait_node *n, int result) {
     while (n) {
         struct weft_wait_node *next = n->next; /* n may vanish once woken */
         weft__node_wake(n, result);
@@ -382,8 +381,7 @@ static void wake_chain(struct weft_wait_node *n, int result) {
     }
 }
 
-/* Take the whole queue off as a chain linked by next. Lock held. */
-static struct weft_wait_node *queue_take_all(struct weft_wait_queue *q) {
+struct weft_wait_node *weft__queue_take_all(struct weft_wait_queue *q) {
     struct weft_wait_node *first = q->head;
     for (struct weft_wait_node *n = first; n; n = n->next)
         n->queued = false;
@@ -396,9 +394,9 @@ int weft_cond_broadcast(weft_cond *c) {
     if (!ci)
         return -EINVAL;
     weft__spin_lock(&ci->lock);
-    struct weft_wait_node *all = queue_take_all(&ci->q);
+    struct weft_wait_node *all = weft__queue_take_all(&ci->q);
     weft__spin_unlock(&ci->lock);
-    wake_chain(all, 0);
+    weft__node_wake_chain(all, 0);
     return 0;
 }
 
@@ -546,9 +544,9 @@ int weft_wg_add(weft_wg *wg, int n) {
         return -EINVAL;
     }
     wi->count += n;
-    struct weft_wait_node *all = wi->count == 0 ? queue_take_all(&wi->q) : NULL;
+    struct weft_wait_node *all = wi->count == 0 ? weft__queue_take_all(&wi->q) : NULL;
     weft__spin_unlock(&wi->lock);
-    wake_chain(all, 0);
+    weft__node_wake_chain(all, 0);
     return 0;
 }
 

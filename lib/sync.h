@@ -71,6 +71,10 @@ struct weft_wait_node *weft__queue_pop(struct weft_wait_queue *q);
 void weft__queue_remove(struct weft_wait_queue *q, struct weft_wait_node *n);
 static inline bool weft__queue_empty(const struct weft_wait_queue *q) { return !q->head; }
 
+/* Caller holds the lock. Take the whole queue off as a chain linked by
+ * next (each node no longer queued). */
+struct weft_wait_node *weft__queue_take_all(struct weft_wait_queue *q);
+
 /* Caller holds lock and has pushed n on q. Releases lock and waits until
  * n is signalled (returns 0: n->result is set) or the deadline passes or
  * the fiber is cancelled (returns -ETIMEDOUT / -ECANCELED, n withdrawn). */
@@ -82,6 +86,10 @@ static inline void weft__node_wake(struct weft_wait_node *n, int result) {
     n->result = result;
     weft__waiter_signal(&n->waiter);
 }
+
+/* Wake every node of a chain from weft__queue_take_all, after unlocking
+ * (a node may vanish once woken). */
+void weft__node_wake_chain(struct weft_wait_node *n, int result);
 
 /* A deadline timeout_ns from now, saturating. */
 uint64_t weft__deadline_after(uint64_t timeout_ns);
