@@ -34,25 +34,6 @@ static weft_chan *new_chan(size_t elem_size, size_t capacity) {
     return ch;
 }
 
-/* Fiber: yields until this fiber has been cancelled (bounded). */
-static bool yield_until_cancelled(void) {
-    uint64_t deadline = wt_clock_ns() + POLL;
-    while (!weft_cancelled()) {
-        if (wt_clock_ns() > deadline) {
-            WT_CHECK(!"fiber was not cancelled in time");
-            return false;
-        }
-        weft_yield();
-    }
-    return true;
-}
-
-#define CHECK_NOT_EARLY(took, min)                                           \
-    do {                                                                     \
-        if ((took) < (min))                                                  \
-            WT_CHECK_EQ(took, min);                                          \
-    } while (0)
-
 /*
  * One blocking channel operation, run in a fiber or a plain thread, with
  * what it returned, what it received and how long it took.

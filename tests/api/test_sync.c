@@ -42,26 +42,6 @@ static bool poll_locked_ge(weft_mutex *m, const int *v, int target) {
     }
 }
 
-/* Fiber: yields until this fiber has been cancelled (bounded). */
-static bool yield_until_cancelled(void) {
-    uint64_t deadline = wt_clock_ns() + POLL;
-    while (!weft_cancelled()) {
-        if (wt_clock_ns() > deadline) {
-            WT_CHECK(!"fiber was not cancelled in time");
-            return false;
-        }
-        weft_yield();
-    }
-    return true;
-}
-
-/* Records elapsed < lower bound as a failure showing both values. */
-#define CHECK_NOT_EARLY(took, min)                                           \
-    do {                                                                     \
-        if ((took) < (min))                                                  \
-            WT_CHECK_EQ(took, min);                                          \
-    } while (0)
-
 /* ---- Bad arguments, never-initialised and destroyed objects ------------ */
 
 /* Every call on a NULL object returns -EINVAL. */

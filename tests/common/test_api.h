@@ -61,4 +61,24 @@ static inline bool poll_ge(atomic_int *v, int target) {
     return wt_wait_atomic_ge(v, target, POLL);
 }
 
+/* Fiber: yields until this fiber has been cancelled (bounded). */
+static inline bool yield_until_cancelled(void) {
+    uint64_t deadline = wt_clock_ns() + POLL;
+    while (!weft_cancelled()) {
+        if (wt_clock_ns() > deadline) {
+            WT_CHECK(!"fiber was not cancelled in time");
+            return false;
+        }
+        weft_yield();
+    }
+    return true;
+}
+
+/* Records elapsed < lower bound as a failure showing both values. */
+#define CHECK_NOT_EARLY(took, min)                                           \
+    do {                                                                     \
+        if ((took) < (min))                                                  \
+            WT_CHECK_EQ(took, min);                                          \
+    } while (0)
+
 #endif /* WEFT_TEST_API_H */
