@@ -359,7 +359,8 @@ WEFT_EXPORT int weft_wg_destroy(weft_wg *wg);
  * withdraws its value: it is never delivered. close wakes every blocked
  * sender (-EPIPE) and receiver (-EPIPE once drained); send on a closed
  * channel, recv on a closed and drained one, and close of a closed one
- * return -EPIPE. send, recv and their _for variants are cancellable.
+ * return -EPIPE. send, recv, their _for variants and select are
+ * cancellable.
  */
 typedef struct weft_chan weft_chan;
 
@@ -374,6 +375,46 @@ WEFT_EXPORT int weft_chan_try_recv(weft_chan *ch, void *elem);       /* -EAGAIN 
 WEFT_EXPORT int weft_chan_close(weft_chan *ch);
 /* Frees the channel; -EBUSY while someone is blocked on it. */
 WEFT_EXPORT int weft_chan_destroy(weft_chan *ch);
+
+/* Select (Go's select): wait on several sends and receives at once and
+ * complete exactly one of them.
+ *
+ *   weft_chan_case cases[] = {
+ *       { .chan = jobs, .op = WEFT_CHAN_RECV, .elem = &job },
+ *       { .chan = out,  .op = WEFT_CHAN_SEND, .elem = &result },
+ *   };
+ *   size_t which;
+ *   int rc = weft_chan_select(cases, 2, WEFT_FOREVER, &which);
+ *
+ * A case is ready when its operation could complete at once: a send to a
+ * channel with a waiting receiver or buffer room, a receive from one with
+ * a value or a waiting sender, either on a closed channel. Among the ready
+ * cases one is chosen at random (no case starves); if none is ready the
+ * caller waits until one is, the timeout passes or it is cancelled, and
+ * the case that completes is the only one that took effect: no other value
+ * was sent or received. Returns 0 with *index the completed case; -EPIPE
+ * with *index a case whose channel is closed (a send; or a receive on a
+ * closed and drained channel); -ETIMEDOUT once timeout_ns has passed (0
+ * polls: -ETIMEDOUT when nothing is ready); -ECANCELED (a cancellation
+ * point); -ENOMEM. *index is written only with 0 and -EPIPE.
+ * -EINVAL: cases or index NULL, n 0 or above WEFT_CHAN_SELECT_MAX, a case
+ * with a NULL or destroyed chan, a NULL elem or an unknown op. A channel
+ * may appear in several cases. */
+typedef enum weft_chan_op {
+    WEFT_CHAN_SEND = 1, /* elem points to the value to send */
+    WEFT_CHAN_RECV = 2, /* elem points to where the value goes */
+} weft_chan_op;
+
+typedef struct weft_chan_case {
+    weft_chan *chan;
+    weft_chan_op op;
+    void *elem;
+} weft_chan_case;
+
+#define WEFT_CHAN_SELECT_MAX 4096
+
+WEFT_EXPORT int weft_chan_select(const weft_chan_case *cases, size_t n,
+                                 uint64_t timeout_ns, size_t *index);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 /*
  * lib/chan.c - channels: a ring buffer of fixed-size values and two FIFO
- * queues of blocked senders and receivers, under one spinlock (sync.h).
+ * queues of blocked senders and receivers, under one lock (sync.h); and
+ * select over several of them.
  *
  * Hand-off, as Go's chan.go does it:
  *   send: a receiver is waiting -> copy the value straight into its
@@ -17,16 +18,31 @@
  *         queued then found nothing, so -EPIPE too. Values already in the
  *         ring are still received afterwards.
  *
+ * Select: first each case is tried alone under its own channel's lock,
+ * from a random case onwards (fairness). If none is ready, every channel
+ * is locked at once (in address order, so two selects cannot deadlock),
+ * the cases are tried again, and if still none is ready one node per
+ * case is queued on its channel, all sharing one waiter and one claim
+ * word (struct weft_select). Whoever dequeues such a node must first win
+ * the claim (0 -> its case + 1); a node whose select was already claimed
+ * is dead and skipped. The selecting fiber's own timeout or cancel claims
+ * the word too (SELECT_ABANDONED), so exactly one case, or none, takes
+ * effect. Afterwards it takes its remaining nodes off their queues.
+ *
  * Invariants (lock held):
- *   C1  senders is non-empty only while the ring is full (cap > 0) or no
- *       receiver waits (cap == 0); receivers is non-empty only while the
- *       ring is empty. Never both non-empty.
+ *   C1  among live nodes: senders is non-empty only while the ring is
+ *       full (cap > 0) or no receiver waits (cap == 0); receivers is
+ *       non-empty only while the ring is empty. (One select may have a
+ *       send and a receive node on the same rendezvous channel.)
  *   C2  after close, both queues stay empty.
+ *   C3  a select node stays valid while it is queued: its owner takes
+ *       each channel's lock to remove it before returning.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sched.h"
 #include "sync.h"
 
 #define CHAN_MAGIC 0x6368616eu /* "chan" */
@@ -42,6 +58,16 @@ struct weft_chan {
     struct weft_wait_queue senders;  /* lock; node->data: the value */
     struct weft_wait_queue receivers; /* lock; node->data: destination */
     unsigned char *ring;             /* cap * elem_size bytes */
+};
+
+/* One blocked weft_chan_select: its nodes' shared waiter and claim. */
+#define SELECT_OPEN 0u
+#define SELECT_ABANDONED UINT32_MAX
+struct weft_select {
+    /* SELECT_OPEN, then case + 1 of the node that won it, or
+     * SELECT_ABANDONED (timeout, cancel). Written once, by a CAS. */
+    _Atomic uint32_t claim;
+    struct weft_waiter waiter;
 };
 
 static struct weft_chan *chan_ok(weft_chan *ch) {
@@ -75,120 +101,355 @@ static unsigned char *slot(struct weft_chan *ch, size_t i) {
     return ch->ring + ((ch->head + i) % ch->cap) * ch->elem_size;
 }
 
-/* try_only: never wait (-EAGAIN). Returns 0, -EPIPE, -EAGAIN, -ETIMEDOUT
- * or -ECANCELED. */
-static int send_until(weft_chan *chan, const void *elem, uint64_t deadline, bool try_only) {
-    struct weft_chan *ch = chan_ok(chan);
-    if (!ch || !elem)
-        return -EINVAL;
-    struct weft_wait_node n;
-    bool prepared = false;
-    for (;;) {
-        weft__spin_lock(&ch->lock);
-        struct weft_wait_node *r = NULL;
-        int rc = -EAGAIN;
-        if (ch->closed) {
-            rc = -EPIPE;
-        } else if ((r = weft__queue_pop(&ch->receivers))) {
-            memcpy(r->data, elem, ch->elem_size);
-            rc = 0;
-        } else if (ch->len < ch->cap) {
-            memcpy(slot(ch, ch->len++), elem, ch->elem_size);
-            rc = 0;
-        } else if (!try_only && deadline > weft_now() && prepared) {
-            n.data = (void *)(uintptr_t)elem;
-            weft__queue_push(&ch->senders, &n);
-            rc = weft__node_wait(&ch->lock, &ch->senders, &n, deadline);
-            return rc ? rc : n.result;
-        } else if (!try_only && deadline > weft_now()) {
-            weft__spin_unlock(&ch->lock);
-            if (weft__self_cancelled())
-                return -ECANCELED; /* it would block */
-            weft__node_init(&n, true);
-            prepared = true;
-            continue; /* look again, now ready to wait */
-        } else if (!try_only) {
-            rc = -ETIMEDOUT;
+/* ---- Nodes: claiming and waking ----------------------------------------- */
+
+/* Lock held, n just dequeued. Whether n may be completed: a plain node
+ * always; a select node if this wins its select. */
+static bool node_claim(struct weft_wait_node *n) {
+    if (!n->select)
+        return true;
+    uint32_t open = SELECT_OPEN;
+    /* relaxed: the CAS only decides who completes the select; the data
+     * reaches the selecting fiber through its waiter's signal (acq_rel). */
+    return atomic_compare_exchange_strong_explicit(&n->select->claim, &open,
+                                                   (uint32_t)n->case_index + 1,
+                                                   memory_order_relaxed,
+                                                   memory_order_relaxed);
+}
+
+/* Lock held. The first node of q that can be completed, dequeued; dead
+ * select nodes before it are dropped (their owners find them unqueued). */
+static struct weft_wait_node *pop_live(struct weft_wait_queue *q) {
+    struct weft_wait_node *n;
+    while ((n = weft__queue_pop(q)) && !node_claim(n)) {
+    }
+    return n;
+}
+
+/* Lock held. Take every live node of q as a chain linked by next. */
+static struct weft_wait_node *take_live(struct weft_wait_queue *q) {
+    struct weft_wait_node *live = NULL, **tail = &live;
+    for (struct weft_wait_node *n = weft__queue_take_all(q), *next; n; n = next) {
+        next = n->next;
+        if (node_claim(n)) {
+            *tail = n;
+            tail = &n->next;
         }
-        weft__spin_unlock(&ch->lock);
-        if (prepared && n.waiter.fiber)
-            weft__wait_abort(n.waiter.fiber);
-        if (r)
-            weft__node_wake(r, 0);
-        return rc;
+    }
+    *tail = NULL;
+    return live;
+}
+
+/* After unlocking: complete a claimed node (Q2 in sync.h). */
+static void node_complete(struct weft_wait_node *n, int result) {
+    n->result = result;
+    weft__waiter_signal(n->select ? &n->select->waiter : &n->waiter);
+}
+
+static void chain_complete(struct weft_wait_node *n, int result) {
+    while (n) {
+        struct weft_wait_node *next = n->next; /* n may vanish once woken */
+        node_complete(n, result);
+        n = next;
     }
 }
 
-static int recv_until(weft_chan *chan, void *elem, uint64_t deadline, bool try_only) {
+/* ---- One operation, lock held -------------------------------------------- */
+
+/* Each returns 0, -EPIPE or -EAGAIN (would block) and sets *done to a
+ * claimed node to complete after unlocking, or NULL. */
+
+static int send_locked(struct weft_chan *ch, const void *elem, struct weft_wait_node **done) {
+    *done = NULL;
+    if (ch->closed)
+        return -EPIPE;
+    struct weft_wait_node *r = pop_live(&ch->receivers);
+    if (r) {
+        memcpy(r->data, elem, ch->elem_size);
+        *done = r;
+        return 0;
+    }
+    if (ch->len < ch->cap) {
+        memcpy(slot(ch, ch->len++), elem, ch->elem_size);
+        return 0;
+    }
+    return -EAGAIN;
+}
+
+static int recv_locked(struct weft_chan *ch, void *elem, struct weft_wait_node **done) {
+    *done = NULL;
+    if (ch->len > 0) {
+        memcpy(elem, slot(ch, 0), ch->elem_size);
+        ch->head = (ch->head + 1) % ch->cap;
+        ch->len--;
+        /* A waiting sender's value takes the freed slot (C1). */
+        struct weft_wait_node *s = pop_live(&ch->senders);
+        if (s)
+            memcpy(slot(ch, ch->len++), s->data, ch->elem_size);
+        *done = s;
+        return 0;
+    }
+    struct weft_wait_node *s = pop_live(&ch->senders);
+    if (s) {
+        memcpy(elem, s->data, ch->elem_size); /* rendezvous */
+        *done = s;
+        return 0;
+    }
+    return ch->closed ? -EPIPE : -EAGAIN;
+}
+
+static int op_locked(struct weft_chan *ch, weft_chan_op op, void *elem,
+                     struct weft_wait_node **done) {
+    return op == WEFT_CHAN_SEND ? send_locked(ch, elem, done) : recv_locked(ch, elem, done);
+}
+
+/* The queue an operation waits in. */
+static struct weft_wait_queue *queue_of(struct weft_chan *ch, weft_chan_op op) {
+    return op == WEFT_CHAN_SEND ? &ch->senders : &ch->receivers;
+}
+
+/* ---- send / recv ------------------------------------------------------- */
+
+/* may_wait false: never wait (-EAGAIN). Returns 0, -EPIPE, -EAGAIN,
+ * -ETIMEDOUT or -ECANCELED. */
+static int op_until(weft_chan *chan, weft_chan_op op, void *elem, uint64_t deadline,
+                    bool may_wait) {
     struct weft_chan *ch = chan_ok(chan);
     if (!ch || !elem)
         return -EINVAL;
-    struct weft_wait_node n;
-    bool prepared = false;
-    for (;;) {
-        weft__spin_lock(&ch->lock);
-        struct weft_wait_node *s = NULL;
-        int rc = -EAGAIN;
-        if (ch->len > 0) {
-            memcpy(elem, slot(ch, 0), ch->elem_size);
-            ch->head = (ch->head + 1) % ch->cap;
-            ch->len--;
-            /* A waiting sender's value takes the freed slot (C1). */
-            if ((s = weft__queue_pop(&ch->senders)))
-                memcpy(slot(ch, ch->len++), s->data, ch->elem_size);
-            rc = 0;
-        } else if ((s = weft__queue_pop(&ch->senders))) {
-            memcpy(elem, s->data, ch->elem_size); /* rendezvous */
-            rc = 0;
-        } else if (ch->closed) {
-            rc = -EPIPE;
-        } else if (!try_only && deadline > weft_now() && prepared) {
-            n.data = elem;
-            weft__queue_push(&ch->receivers, &n);
-            rc = weft__node_wait(&ch->lock, &ch->receivers, &n, deadline);
-            return rc ? rc : n.result;
-        } else if (!try_only && deadline > weft_now()) {
-            weft__spin_unlock(&ch->lock);
-            if (weft__self_cancelled())
-                return -ECANCELED;
-            weft__node_init(&n, true);
-            prepared = true;
-            continue;
-        } else if (!try_only) {
+    struct weft_wait_node *done;
+    weft__spin_lock(&ch->lock);
+    int rc = op_locked(ch, op, elem, &done);
+    if (rc == -EAGAIN && may_wait) {
+        if (deadline != WEFT_FOREVER && deadline <= weft_now()) {
             rc = -ETIMEDOUT;
+        } else if (weft__self_cancelled()) {
+            rc = -ECANCELED; /* it would block */
+        } else {
+            struct weft_wait_node n;
+            weft__node_init(&n, true);
+            n.data = elem;
+            weft__queue_push(queue_of(ch, op), &n);
+            rc = weft__node_wait(&ch->lock, queue_of(ch, op), &n, deadline);
+            return rc ? rc : n.result;
         }
-        weft__spin_unlock(&ch->lock);
-        if (prepared && n.waiter.fiber)
-            weft__wait_abort(n.waiter.fiber);
-        if (s)
-            weft__node_wake(s, 0);
-        return rc;
     }
+    weft__spin_unlock(&ch->lock);
+    if (done)
+        node_complete(done, 0);
+    return rc;
 }
 
 int weft_chan_send(weft_chan *ch, const void *elem) {
-    return send_until(ch, elem, WEFT_FOREVER, false);
+    return op_until(ch, WEFT_CHAN_SEND, (void *)(uintptr_t)elem, WEFT_FOREVER, true);
 }
 
 int weft_chan_recv(weft_chan *ch, void *elem) {
-    return recv_until(ch, elem, WEFT_FOREVER, false);
+    return op_until(ch, WEFT_CHAN_RECV, elem, WEFT_FOREVER, true);
 }
 
 int weft_chan_send_for(weft_chan *ch, const void *elem, uint64_t timeout_ns) {
-    return send_until(ch, elem, weft__deadline_after(timeout_ns), false);
+    return op_until(ch, WEFT_CHAN_SEND, (void *)(uintptr_t)elem,
+                    weft__deadline_after(timeout_ns), true);
 }
 
 int weft_chan_recv_for(weft_chan *ch, void *elem, uint64_t timeout_ns) {
-    return recv_until(ch, elem, weft__deadline_after(timeout_ns), false);
+    return op_until(ch, WEFT_CHAN_RECV, elem, weft__deadline_after(timeout_ns), true);
 }
 
 int weft_chan_try_send(weft_chan *ch, const void *elem) {
-    return send_until(ch, elem, 0, true);
+    return op_until(ch, WEFT_CHAN_SEND, (void *)(uintptr_t)elem, 0, false);
 }
 
 int weft_chan_try_recv(weft_chan *ch, void *elem) {
-    return recv_until(ch, elem, 0, true);
+    return op_until(ch, WEFT_CHAN_RECV, elem, 0, false);
 }
+
+/* ---- select -------------------------------------------------------------- */
+
+/* A select's scratch: its nodes, and its distinct channels in lock order. */
+struct select_scratch {
+    struct weft_wait_node *nodes;
+    struct weft_chan **locks;
+    size_t nlocks;
+};
+
+#define SELECT_ON_STACK 8
+
+static int check_cases(const weft_chan_case *cases, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (!chan_ok(cases[i].chan) || !cases[i].elem ||
+            (cases[i].op != WEFT_CHAN_SEND && cases[i].op != WEFT_CHAN_RECV))
+            return -EINVAL;
+    }
+    return 0;
+}
+
+/* Where the cases are first tried from: per-thread xorshift, seeded from
+ * the thread's own address (no two threads share a start sequence). */
+static size_t random_start(size_t n) {
+    static _Thread_local uint32_t state;
+    uint32_t x = state ? state : (uint32_t)(uintptr_t)&state | 1u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    state = x;
+    return x % n;
+}
+
+/* Pass 1: each case alone under its own lock, from `start` on. Returns
+ * the case that completed, or n. */
+static size_t try_each(const weft_chan_case *cases, size_t n, size_t start, int *rc) {
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (start + k) % n;
+        struct weft_chan *ch = cases[i].chan;
+        struct weft_wait_node *done;
+        weft__spin_lock(&ch->lock);
+        *rc = op_locked(ch, cases[i].op, cases[i].elem, &done);
+        weft__spin_unlock(&ch->lock);
+        if (done)
+            node_complete(done, 0);
+        if (*rc != -EAGAIN)
+            return i;
+    }
+    return n;
+}
+
+static int by_address(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t) * (struct weft_chan *const *)a;
+    uintptr_t y = (uintptr_t) * (struct weft_chan *const *)b;
+    return (x > y) - (x < y);
+}
+
+/* The distinct channels of cases, sorted by address (the lock order). */
+static void lock_order(const weft_chan_case *cases, size_t n, struct select_scratch *s) {
+    for (size_t i = 0; i < n; i++)
+        s->locks[i] = cases[i].chan;
+    qsort(s->locks, n, sizeof *s->locks, by_address);
+    s->nlocks = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s->nlocks == 0 || s->locks[s->nlocks - 1] != s->locks[i])
+            s->locks[s->nlocks++] = s->locks[i];
+    }
+}
+
+static void lock_all(struct select_scratch *s) {
+    for (size_t i = 0; i < s->nlocks; i++)
+        weft__spin_lock(&s->locks[i]->lock);
+}
+
+static void unlock_all(struct select_scratch *s) {
+    for (size_t i = s->nlocks; i-- > 0;)
+        weft__spin_unlock(&s->locks[i]->lock);
+}
+
+/* Every lock held, nothing ready: queue one node per case. */
+static void queue_cases(const weft_chan_case *cases, size_t n, struct weft_select *sel,
+                        struct weft_wait_node *nodes) {
+    for (size_t i = 0; i < n; i++) {
+        struct weft_wait_node *node = &nodes[i];
+        memset(node, 0, sizeof *node);
+        node->data = cases[i].elem;
+        node->select = sel;
+        node->case_index = i;
+        weft__queue_push(queue_of(cases[i].chan, cases[i].op), node);
+    }
+}
+
+/* After the wait: take the nodes that are still queued off their queues
+ * (C3). */
+static void unqueue_cases(const weft_chan_case *cases, size_t n,
+                          struct weft_wait_node *nodes) {
+    for (size_t i = 0; i < n; i++) {
+        struct weft_chan *ch = cases[i].chan;
+        weft__spin_lock(&ch->lock);
+        if (nodes[i].queued)
+            weft__queue_remove(queue_of(ch, cases[i].op), &nodes[i]);
+        weft__spin_unlock(&ch->lock);
+    }
+}
+
+/* Pass 2: all locks at once; queue and wait if still nothing is ready.
+ * Returns the completed case (its result in *rc) or n with *rc an error. */
+static size_t wait_cases(const weft_chan_case *cases, size_t n, size_t start,
+                         uint64_t deadline, struct select_scratch *s, int *rc) {
+    struct weft_select sel;
+    atomic_init(&sel.claim, SELECT_OPEN);
+    weft__waiter_init(&sel.waiter, weft__sched_current(), 1, true);
+    lock_all(s);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (start + k) % n;
+        struct weft_wait_node *done;
+        *rc = op_locked(cases[i].chan, cases[i].op, cases[i].elem, &done);
+        if (*rc != -EAGAIN) {
+            unlock_all(s);
+            if (sel.waiter.fiber)
+                weft__wait_abort(sel.waiter.fiber);
+            if (done)
+                node_complete(done, 0);
+            return i;
+        }
+    }
+    queue_cases(cases, n, &sel, s->nodes);
+    unlock_all(s);
+    int wrc = weft__waiter_block(&sel.waiter, deadline);
+    uint32_t open = SELECT_OPEN;
+    /* relaxed: as in node_claim. */
+    if (wrc != 0 && atomic_compare_exchange_strong_explicit(&sel.claim, &open, SELECT_ABANDONED,
+                                                            memory_order_relaxed,
+                                                            memory_order_relaxed)) {
+        if (sel.waiter.fiber)
+            weft__wait_abort(sel.waiter.fiber);
+        unqueue_cases(cases, n, s->nodes);
+        *rc = wrc;
+        return n;
+    }
+    if (wrc != 0)
+        weft__waiter_drain(&sel.waiter, 0); /* claimed: the signal is coming */
+    unqueue_cases(cases, n, s->nodes);
+    size_t won = atomic_load_explicit(&sel.claim, memory_order_relaxed) - 1;
+    *rc = s->nodes[won].result;
+    return won;
+}
+
+int weft_chan_select(const weft_chan_case *cases, size_t n, uint64_t timeout_ns,
+                     size_t *index) {
+    if (!cases || !index || n == 0 || n > WEFT_CHAN_SELECT_MAX || check_cases(cases, n))
+        return -EINVAL;
+    uint64_t deadline = weft__deadline_after(timeout_ns);
+    size_t start = random_start(n);
+    int rc;
+    size_t won = try_each(cases, n, start, &rc);
+    if (won == n) {
+        if (deadline != WEFT_FOREVER && deadline <= weft_now())
+            return -ETIMEDOUT;
+        if (weft__self_cancelled())
+            return -ECANCELED; /* it would block */
+        struct weft_wait_node nodes[SELECT_ON_STACK];
+        struct weft_chan *locks[SELECT_ON_STACK];
+        struct select_scratch s = {nodes, locks, 0};
+        if (n > SELECT_ON_STACK) {
+            s.nodes = malloc(n * sizeof *s.nodes);
+            s.locks = malloc(n * sizeof *s.locks);
+            if (!s.nodes || !s.locks) {
+                free(s.nodes);
+                free(s.locks);
+                return -ENOMEM;
+            }
+        }
+        lock_order(cases, n, &s);
+        won = wait_cases(cases, n, start, deadline, &s, &rc);
+        if (n > SELECT_ON_STACK) {
+            free(s.nodes);
+            free(s.locks);
+        }
+    }
+    if (won < n)
+        *index = won;
+    return rc;
+}
+
+/* ---- close / destroy ----------------------------------------------------- */
 
 int weft_chan_close(weft_chan *chan) {
     struct weft_chan *ch = chan_ok(chan);
@@ -200,12 +461,12 @@ int weft_chan_close(weft_chan *chan) {
         return -EPIPE;
     }
     ch->closed = true;
-    /* C2: take both queues; wake after unlocking. */
-    struct weft_wait_node *senders = weft__queue_take_all(&ch->senders);
-    struct weft_wait_node *receivers = weft__queue_take_all(&ch->receivers);
+    /* C2: take both queues' live nodes; complete them after unlocking. */
+    struct weft_wait_node *senders = take_live(&ch->senders);
+    struct weft_wait_node *receivers = take_live(&ch->receivers);
     weft__spin_unlock(&ch->lock);
-    weft__node_wake_chain(senders, -EPIPE);
-    weft__node_wake_chain(receivers, -EPIPE);
+    chain_complete(senders, -EPIPE);
+    chain_complete(receivers, -EPIPE);
     return 0;
 }
 

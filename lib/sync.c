@@ -81,6 +81,8 @@ void weft__node_init(struct weft_wait_node *n, bool cancellable) {
     n->result = 0;
     n->data = NULL;
     n->since = 0;
+    n->select = NULL;
+    n->case_index = 0;
 }
 
 void weft__queue_push(struct weft_wait_queue *q, struct weft_wait_node *n) {

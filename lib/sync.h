@@ -55,6 +55,10 @@ struct weft_wait_node {
     int result;                         /* Q2 */
     void *data;                         /* Q2: a channel's value */
     uint64_t since;                     /* first queued (mutex fairness) */
+    /* chan.c: the weft_chan_select this node is one case of (it then
+     * waits through the select's waiter, not its own), else NULL. */
+    struct weft_select *select;
+    size_t case_index;
 };
 
 struct weft_wait_queue {
