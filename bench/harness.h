@@ -98,7 +98,9 @@ struct wb_suite {
     X(fib)                                                                     \
     X(skynet)                                                                  \
     X(scaling)                                                                 \
-    X(timer)
+    X(timer)                                                                   \
+    X(chan)                                                                    \
+    X(mutex)
 
 #define WB_DECLARE_SUITE(w) extern const struct wb_suite wb_suite_##w;
 WB_SUITES(WB_DECLARE_SUITE)

@@ -1,7 +1,8 @@
 // bench/peers/fiber_peer.cc - Boost.Fiber with the work_stealing scheduler
-// running skynet, spawn+join and sleepers. The main thread and
-// WEFT_BENCH_WORKERS - 1 (default 1) helper threads join the scheduler; the
-// helpers run fibers while they wait for the end. Stacks are
+// running skynet, spawn+join, sleepers, and the channel and mutex
+// workloads (unbuffered_channel, buffered_channel, fibers::mutex). The
+// main thread and WEFT_BENCH_WORKERS - 1 (default 1) helper threads join
+// the scheduler; the helpers run fibers while they wait for the end. Stacks are
 // fixedsize_stack (malloc'ed, no guard page) of 16 KiB, in the spirit of
 // Boost's own skynet benchmarks (performance/fiber/skynet_stealing_*.cpp),
 // and children are launched with launch::dispatch as there. Sleepers use
@@ -16,9 +17,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "peer.h"
@@ -93,6 +97,86 @@ uint64_t run_sleepers_10k() { return run_sleepers(PEER_SLEEPERS_10K); }
 uint64_t run_sleepers_100k() { return run_sleepers(PEER_SLEEPERS_100K); }
 uint64_t run_sleepers_1m() { return run_sleepers(PEER_SLEEPERS_1M); }
 
+// Channel and mutex calls that cannot fail in a correct run.
+void ok(boost::fibers::channel_op_status st, const char *what) {
+    if (st != boost::fibers::channel_op_status::success) {
+        std::fprintf(stderr, "boost.fiber: %s failed\n", what);
+        std::exit(1);
+    }
+}
+
+template <typename Fn> boost::fibers::fiber launch(Fn &&fn) {
+    return boost::fibers::fiber(boost::fibers::launch::dispatch, std::allocator_arg, salloc(),
+                                std::forward<Fn>(fn));
+}
+
+// main pings on one unbuffered_channel, a fiber answers i + 1 on another.
+uint64_t run_pingpong() {
+    boost::fibers::unbuffered_channel<uint64_t> ping, pong;
+    boost::fibers::fiber f = launch([&ping, &pong] {
+        for (uint64_t i = 0; i < PEER_PINGPONG_N; i++) {
+            uint64_t v = 0;
+            ok(ping.pop(v), "pop");
+            ok(pong.push(v + 1), "push");
+        }
+    });
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < PEER_PINGPONG_N; i++) {
+        uint64_t v = 0;
+        ok(ping.push(i), "push");
+        ok(pong.pop(v), "pop");
+        sum += v;
+    }
+    f.join();
+    return sum;
+}
+
+// 4 producer and 4 consumer fibers on one buffered_channel. Its capacity
+// must be a power of two, and it holds one value less: PEER_CHAN_CAP - 1.
+uint64_t run_buffered() {
+    boost::fibers::buffered_channel<uint64_t> ch(PEER_CHAN_CAP);
+    uint64_t part[PEER_CHAN_CONSUMERS] = {};
+    std::vector<boost::fibers::fiber> fibers;
+    for (uint64_t c = 0; c < PEER_CHAN_CONSUMERS; c++)
+        fibers.push_back(launch([&ch, &part, c] {
+            uint64_t sum = 0;
+            for (uint64_t i = 0; i < PEER_CHAN_ITEMS / PEER_CHAN_CONSUMERS; i++) {
+                uint64_t v = 0;
+                ok(ch.pop(v), "pop");
+                sum += v;
+            }
+            part[c] = sum;
+        }));
+    for (uint64_t p = 0; p < PEER_CHAN_PRODUCERS; p++)
+        fibers.push_back(launch([&ch, p] {
+            for (uint64_t i = 0; i < PEER_CHAN_ITEMS / PEER_CHAN_PRODUCERS; i++)
+                ok(ch.push(i * PEER_CHAN_PRODUCERS + p + 1), "push");
+        }));
+    for (auto &f : fibers)
+        f.join();
+    uint64_t sum = 0;
+    for (uint64_t x : part)
+        sum += x;
+    return sum;
+}
+
+// PEER_MUTEX_TASKS fibers lock a boost::fibers::mutex, increment, unlock.
+uint64_t run_mutex() {
+    boost::fibers::mutex m;
+    uint64_t n = 0;
+    std::vector<boost::fibers::fiber> fibers;
+    for (unsigned t = 0; t < PEER_MUTEX_TASKS; t++)
+        fibers.push_back(launch([&m, &n] {
+            for (uint64_t i = 0; i < PEER_MUTEX_OPS / PEER_MUTEX_TASKS; i++) {
+                std::lock_guard<boost::fibers::mutex> lk(m);
+                n++;
+            }
+        }));
+    for (auto &f : fibers)
+        f.join();
+    return n;
+}
+
 // Helper threads stay in the scheduler until main is done.
 std::mutex done_mtx;
 boost::fibers::condition_variable_any done_cv;
@@ -113,6 +197,9 @@ int main(int argc, char **argv) {
         {"sleepers/10k", run_sleepers_10k, PEER_SLEEPERS_10K},
         {"sleepers/100k", run_sleepers_100k, PEER_SLEEPERS_100K},
         {"sleepers/1M", run_sleepers_1m, PEER_SLEEPERS_1M},
+        {"chan_pingpong", run_pingpong, PEER_PINGPONG_WANT},
+        {"chan_buffered_4x4", run_buffered, PEER_CHAN_WANT},
+        {"mutex_contended", run_mutex, PEER_MUTEX_OPS},
     };
     // --list must not start threads: it answers at once.
     if (argc == 2 && std::string(argv[1]) == "--list")

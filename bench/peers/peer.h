@@ -40,6 +40,28 @@
 #define PEER_SLEEPERS_10K 10000ull
 #define PEER_SLEEPERS_100K 100000ull
 #define PEER_SLEEPERS_1M 1000000ull
+/* chan_pingpong: the main task sends i = 0, 1, ... on one rendezvous
+ * (unbuffered) channel, a second task answers i + 1 on another. The
+ * result is the sum of the answers. With 20,000 round trips, ms x 50 is
+ * ns per round trip. (Not more: plain threads take tens of microseconds
+ * per round trip, futex wake-ups, on a small virtual machine.) */
+#define PEER_PINGPONG_N 20000ull
+#define PEER_PINGPONG_WANT (PEER_PINGPONG_N * (PEER_PINGPONG_N + 1) / 2)
+/* chan_buffered_4x4: one channel of capacity PEER_CHAN_CAP, 4 producer
+ * and 4 consumer tasks. Producer p sends p + 1, p + 1 + 4, ...: together
+ * the values 1..PEER_CHAN_ITEMS, each once; each consumer receives a
+ * quarter of them. The result is the sum received. ms is ns per value. */
+#define PEER_CHAN_CAP 64
+#define PEER_CHAN_PRODUCERS 4
+#define PEER_CHAN_CONSUMERS 4
+#define PEER_CHAN_ITEMS 1000000ull
+#define PEER_CHAN_WANT (PEER_CHAN_ITEMS * (PEER_CHAN_ITEMS + 1) / 2)
+/* mutex_contended: PEER_MUTEX_TASKS tasks (threads for the pthread peer)
+ * each lock a mutex, increment a shared counter and unlock,
+ * PEER_MUTEX_OPS / PEER_MUTEX_TASKS times. The result is the counter. ms
+ * is ns per lock/increment/unlock. */
+#define PEER_MUTEX_TASKS 64
+#define PEER_MUTEX_OPS 1000000ull
 
 struct peer_workload {
     const char *name;

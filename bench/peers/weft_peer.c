@@ -150,6 +150,139 @@ static uint64_t run_sleepers_10k(void) { return run_sleepers(PEER_SLEEPERS_10K);
 static uint64_t run_sleepers_100k(void) { return run_sleepers(PEER_SLEEPERS_100K); }
 static uint64_t run_sleepers_1m(void) { return run_sleepers(PEER_SLEEPERS_1M); }
 
+/* ---- chan_pingpong --------------------------------------------------------- */
+
+struct pingpong {
+    weft_chan *ping, *pong;
+};
+
+static void *ponger(void *arg) {
+    struct pingpong *p = arg;
+    for (uint64_t i = 0; i < PEER_PINGPONG_N; i++) {
+        uint64_t v;
+        ok(weft_chan_recv(p->ping, &v), "recv");
+        v++;
+        ok(weft_chan_send(p->pong, &v), "send");
+    }
+    return NULL;
+}
+
+static void *pinger(void *arg) {
+    struct pingpong *p = arg;
+    weft_task *t;
+    ok(weft_spawn(NULL, ponger, p, &t), "spawn");
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < PEER_PINGPONG_N; i++) {
+        uint64_t v;
+        ok(weft_chan_send(p->ping, &i), "send");
+        ok(weft_chan_recv(p->pong, &v), "recv");
+        sum += v;
+    }
+    ok(weft_join(t, NULL), "join");
+    return (void *)(uintptr_t)sum;
+}
+
+static uint64_t run_pingpong(void) {
+    struct pingpong p;
+    ok(weft_chan_create(&p.ping, sizeof(uint64_t), 0), "chan_create");
+    ok(weft_chan_create(&p.pong, sizeof(uint64_t), 0), "chan_create");
+    void *r;
+    ok(weft_run(rt, pinger, &p, &r), "run");
+    ok(weft_chan_destroy(p.ping), "chan_destroy");
+    ok(weft_chan_destroy(p.pong), "chan_destroy");
+    return (uintptr_t)r;
+}
+
+/* ---- chan_buffered_4x4 ----------------------------------------------------- */
+
+struct party {
+    weft_chan *ch;
+    uint64_t index;
+};
+
+static void *producer(void *arg) {
+    const struct party *me = arg;
+    for (uint64_t i = 0; i < PEER_CHAN_ITEMS / PEER_CHAN_PRODUCERS; i++) {
+        uint64_t v = i * PEER_CHAN_PRODUCERS + me->index + 1;
+        ok(weft_chan_send(me->ch, &v), "send");
+    }
+    return NULL;
+}
+
+static void *consumer(void *arg) {
+    const struct party *me = arg;
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < PEER_CHAN_ITEMS / PEER_CHAN_CONSUMERS; i++) {
+        uint64_t v;
+        ok(weft_chan_recv(me->ch, &v), "recv");
+        sum += v;
+    }
+    return (void *)(uintptr_t)sum;
+}
+
+/* Spawns the consumers, then the producers; gathers all. */
+static void *buffered(void *arg) {
+    weft_chan *ch = arg;
+    struct party cons[PEER_CHAN_CONSUMERS], prod[PEER_CHAN_PRODUCERS];
+    weft_task *t[PEER_CHAN_CONSUMERS + PEER_CHAN_PRODUCERS];
+    for (unsigned i = 0; i < PEER_CHAN_CONSUMERS; i++) {
+        cons[i] = (struct party){ch, i};
+        ok(weft_spawn(NULL, consumer, &cons[i], &t[i]), "spawn");
+    }
+    for (unsigned i = 0; i < PEER_CHAN_PRODUCERS; i++) {
+        prod[i] = (struct party){ch, i};
+        ok(weft_spawn(NULL, producer, &prod[i], &t[PEER_CHAN_CONSUMERS + i]), "spawn");
+    }
+    void *r[PEER_CHAN_CONSUMERS + PEER_CHAN_PRODUCERS];
+    ok(weft_gather(t, PEER_CHAN_CONSUMERS + PEER_CHAN_PRODUCERS, r), "gather");
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < PEER_CHAN_CONSUMERS; i++)
+        sum += (uintptr_t)r[i];
+    return (void *)(uintptr_t)sum;
+}
+
+static uint64_t run_buffered(void) {
+    weft_chan *ch;
+    ok(weft_chan_create(&ch, sizeof(uint64_t), PEER_CHAN_CAP), "chan_create");
+    void *r;
+    ok(weft_run(rt, buffered, ch, &r), "run");
+    ok(weft_chan_destroy(ch), "chan_destroy");
+    return (uintptr_t)r;
+}
+
+/* ---- mutex_contended ------------------------------------------------------- */
+
+struct counter {
+    weft_mutex m;
+    uint64_t n; /* m */
+};
+
+static void *contender(void *arg) {
+    struct counter *c = arg;
+    for (uint64_t i = 0; i < PEER_MUTEX_OPS / PEER_MUTEX_TASKS; i++) {
+        ok(weft_mutex_lock(&c->m), "mutex_lock");
+        c->n++;
+        ok(weft_mutex_unlock(&c->m), "mutex_unlock");
+    }
+    return NULL;
+}
+
+static void *contenders(void *arg) {
+    weft_task *t[PEER_MUTEX_TASKS];
+    for (unsigned i = 0; i < PEER_MUTEX_TASKS; i++)
+        ok(weft_spawn(NULL, contender, arg, &t[i]), "spawn");
+    ok(weft_gather(t, PEER_MUTEX_TASKS, NULL), "gather");
+    return NULL;
+}
+
+static uint64_t run_mutex(void) {
+    struct counter c = {.n = 0};
+    ok(weft_mutex_init(&c.m), "mutex_init");
+    ok(weft_run(rt, contenders, &c, NULL), "run");
+    ok(weft_mutex_destroy(&c.m), "mutex_destroy");
+    return c.n;
+}
+
 int main(int argc, char **argv) {
     static const struct peer_workload ws[] = {
         {"fib/30", run_fib, PEER_FIB_WANT},
@@ -158,6 +291,9 @@ int main(int argc, char **argv) {
         {"sleepers/10k", run_sleepers_10k, PEER_SLEEPERS_10K},
         {"sleepers/100k", run_sleepers_100k, PEER_SLEEPERS_100K},
         {"sleepers/1M", run_sleepers_1m, PEER_SLEEPERS_1M},
+        {"chan_pingpong", run_pingpong, PEER_PINGPONG_WANT},
+        {"chan_buffered_4x4", run_buffered, PEER_CHAN_WANT},
+        {"mutex_contended", run_mutex, PEER_MUTEX_OPS},
     };
     weft_config cfg = {.workers = peer_threads()};
     ok(weft_runtime_create(&rt, &cfg), "runtime_create");

@@ -33,6 +33,9 @@ var workloads = []workload{
 	{"sleepers/10k", func() uint64 { return sleepers(10000) }, 10000},
 	{"sleepers/100k", func() uint64 { return sleepers(100000) }, 100000},
 	{"sleepers/1M", func() uint64 { return sleepers(1000000) }, 1000000},
+	{"chan_pingpong", pingPong, pingPongN * (pingPongN + 1) / 2},
+	{"chan_buffered_4x4", buffered4x4, chanItems * (chanItems + 1) / 2},
+	{"mutex_contended", mutexContended, mutexOps},
 }
 
 // peakRSSKiB is the process's peak resident set so far, in KiB (Linux's
