@@ -128,6 +128,7 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
     f->inline_host = NULL;
     f->result = NULL;
     f->exit_err = 0;
+    f->lock_id = 0;
     return f;
 }
 

@@ -148,10 +148,34 @@ bool weft__self_cancelled(void) {
     return f && weft__fiber_cancel_requested(f);
 }
 
+/* Fibers' mutex owner ids: never reused, even (a plain thread's id is its
+ * pthread_t | 1, odd), so a task that ends holding a mutex cannot have
+ * it unlocked by a later task whose control block sits at the same
+ * address. Handed out in blocks per thread: the shared counter is touched
+ * once per LOCK_ID_BLOCK tasks. */
+#define LOCK_ID_BLOCK 4096u
+static _Atomic uint64_t lock_id_blocks;
+/* Thread-locals read and written with no switch in between. */
+static _Thread_local uint64_t lock_id_next, lock_id_end;
+
+static uint64_t new_lock_id(void) {
+    if (lock_id_next == lock_id_end) {
+        /* relaxed: a counter; only its uniqueness matters. */
+        uint64_t block = atomic_fetch_add_explicit(&lock_id_blocks, 1, memory_order_relaxed);
+        lock_id_next = (block + 1) * LOCK_ID_BLOCK;
+        lock_id_end = lock_id_next + LOCK_ID_BLOCK;
+    }
+    return lock_id_next++ << 1;
+}
+
 /* Who holds a mutex: the task (fiber) or the plain thread. */
 static uintptr_t self_id(void) {
     struct weft_fiber *f = weft__sched_current();
-    return f ? (uintptr_t)f : ((uintptr_t)pthread_self() | 1);
+    if (!f)
+        return (uintptr_t)pthread_self() | 1;
+    if (!f->lock_id)
+        f->lock_id = new_lock_id();
+    return (uintptr_t)f->lock_id;
 }
 
 /* ---- Mutex -------------------------------------------------------------- */

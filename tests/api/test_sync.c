@@ -341,6 +341,49 @@ static void test_mutex_owner_is_the_fiber(void **state) {
 }
 
 /*
+ * A task that ends holding a mutex keeps it held: no later task may
+ * unlock it, even one whose task record reuses the first one's memory
+ * (records are pooled and reused at once, so among many sequential
+ * tasks on one worker some do).
+ */
+static void *lock_and_end(void *arg) {
+    WT_CHECK_EQ(weft_mutex_lock(arg), 0);
+    return NULL;
+}
+
+static void *try_unlock(void *arg) {
+    WT_CHECK_EQ(weft_mutex_unlock(arg), -EPERM);
+    WT_CHECK_EQ(weft_mutex_trylock(arg), -EBUSY);
+    return NULL;
+}
+
+static void *owner_outlives_task(void *arg) {
+    weft_mutex *m = arg;
+    weft_task *t = NULL;
+    WT_CHECK_EQ(weft_spawn(NULL, lock_and_end, m, &t), 0);
+    WT_CHECK_EQ(weft_join(t, NULL), 0);
+    for (int i = 0; i < 200; i++) {
+        WT_CHECK_EQ(weft_spawn(NULL, try_unlock, m, &t), 0);
+        WT_CHECK_EQ(weft_join(t, NULL), 0);
+    }
+    return NULL;
+}
+
+static void test_mutex_owner_id_not_reused(void **state) {
+    (void)state;
+    wt_reset();
+    weft_runtime *rt = wt_runtime_new(1);
+    assert_non_null(rt);
+    weft_mutex m;
+    assert_int_equal(weft_mutex_init(&m), 0);
+    assert_int_equal(weft_run(rt, owner_outlives_task, &m, NULL), 0);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    WT_ASSERT_NO_FAILURES();
+    assert_int_equal(weft_mutex_trylock(&m), -EBUSY);
+    assert_int_equal(weft_mutex_destroy(&m), -EBUSY); /* still held */
+}
+
+/*
  * Not a cancellation point: a fiber cancelled while waiting for the lock,
  * or before it asked, still gets it (lock returns 0, only once the holder
  * unlocks); its next cancellable wait then returns -ECANCELED.
@@ -1846,6 +1889,7 @@ int main(void) {
         RT_TEST(test_mutex_basics),
         RT_TEST(test_mutex_other_holders),
         cmocka_unit_test(test_mutex_owner_is_the_fiber),
+        cmocka_unit_test(test_mutex_owner_id_not_reused),
         RT_TEST(test_mutex_lock_not_cancellation_point),
         RT_TEST(test_mutex_fibers_and_threads),
         RT_TEST(test_mutex_no_starvation),
