@@ -6,7 +6,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "stack.h"
@@ -110,6 +114,75 @@ static bool install_guard(void *page_addr) {
     return ok;
 }
 
+/* ---- Many pages in one system call ---------------------------------------
+ *
+ * A slab's guards and its stacks' first pages are one page per slot,
+ * strided: process_madvise() on ourselves (PIDFD_SELF, Linux 6.15+) takes
+ * them all in one call. Where it is missing, guards fall back to one
+ * madvise each and pre-faulting is skipped. */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define WEFT_PIDFD_SELF_PROCESS (-10001) /* PIDFD_SELF_THREAD_GROUP */
+/* Pages a slab advises at once: its slots, and its pad page. */
+#define SLAB_IOV_MAX (SLAB_MAX_SLOTS + 1)
+
+/* -1 unknown, 0 no, 1 yes; relaxed: every thread computes the same. */
+static _Atomic int batch_madvise = -1;
+
+/* madvise(advice) on every page of iov. False if not all were advised. */
+static bool advise_pages(struct iovec *iov, size_t n, int advice) {
+#ifdef SYS_process_madvise
+    if (n == 0)
+        return true;
+    if (atomic_load_explicit(&batch_madvise, memory_order_relaxed) == 0)
+        return false;
+    size_t want = 0;
+    for (size_t i = 0; i < n; i++)
+        want += iov[i].iov_len;
+    long done = syscall(SYS_process_madvise, WEFT_PIDFD_SELF_PROCESS, iov, n, advice, 0u);
+    if (done < 0 && atomic_load_explicit(&batch_madvise, memory_order_relaxed) < 0 &&
+        (errno == EBADF || errno == ENOSYS || errno == EINVAL || errno == EPERM))
+        atomic_store_explicit(&batch_madvise, 0, memory_order_relaxed);
+    else if (done >= 0)
+        atomic_store_explicit(&batch_madvise, 1, memory_order_relaxed);
+    return done >= 0 && (size_t)done == want;
+#else
+    (void)iov, (void)n, (void)advice;
+    return false;
+#endif
+}
+
+/* Fault in, in one call, the page each stack starts on (its top, which
+ * also holds the next slot's canary) and the pad page (slot 0's canary):
+ * a fiber's first page costs a trap and a fault otherwise, the largest
+ * cost of starting a million fibers. Best effort: a page left out is
+ * faulted in when touched. */
+static void prefault_tops(struct weft_stack_slab *slab) {
+    const size_t page = weft__page_size();
+    struct iovec iov[SLAB_IOV_MAX];
+    size_t n = 0;
+    iov[n++] = (struct iovec){slab->base, page};
+    for (unsigned i = 0; i < slab->nslots; i++) {
+        struct weft_stack *s = &slab->stacks[i];
+        char *top = (char *)s->lo + s->size + WEFT_STACK_TOP_RESERVE;
+        iov[n++] = (struct iovec){top - page, page};
+    }
+    (void)advise_pages(iov, n, MADV_POPULATE_WRITE);
+}
+
+/* Guard pages for slots [0, nslots) in one call; false: none or only
+ * some were installed (the caller installs them one by one). */
+static bool install_guards(char *first_slot, size_t slot_size, unsigned nslots) {
+    if (atomic_load_explicit(&guard_regions, memory_order_relaxed) != 1)
+        return false; /* learn first with one madvise */
+    struct iovec iov[SLAB_IOV_MAX];
+    for (unsigned i = 0; i < nslots; i++)
+        iov[i] = (struct iovec){first_slot + (size_t)i * slot_size, weft__page_size()};
+    return advise_pages(iov, nslots, MADV_GUARD_INSTALL);
+}
+
 /* ---- Slabs -------------------------------------------------------------- */
 
 static struct weft_stack_slab *slab_create(size_t slot_size, int klass) {
@@ -144,10 +217,12 @@ static struct weft_stack_slab *slab_create(size_t slot_size, int klass) {
     slab->trimmed = false;
     slab->next = NULL;
 
+    char *first_slot = (char *)slab->base + page;
+    bool batched = guarded && regions && install_guards(first_slot, slot_size, nslots);
     for (unsigned i = 0; i < nslots; i++) {
-        char *slot = (char *)slab->base + page + (size_t)i * slot_size;
+        char *slot = first_slot + (size_t)i * slot_size;
         struct weft_stack *s = &slab->stacks[i];
-        if (guarded && regions && !install_guard(slot)) {
+        if (guarded && regions && !batched && !install_guard(slot)) {
             /* No guard regions after all (an older kernel): this slab
              * goes unguarded, canary-checked; the next ones budget. */
             slab->guarded = slab->regions = guarded = regions = false;
@@ -166,6 +241,7 @@ static struct weft_stack_slab *slab_create(size_t slot_size, int klass) {
         s->guarded = guarded;
         s->canary_set = false;
     }
+    prefault_tops(slab);
     return slab;
 
 fail_map:
@@ -214,8 +290,12 @@ static unsigned refill(struct weft_stack_pool *p, struct weft_stack_cache *c,
     unsigned moved = 0;
     pthread_mutex_lock(&p->lock);
     if (!p->free) {
-        int klass = weft__stack_class(p->slot_size);
-        struct weft_stack_slab *slab = slab_create(p->slot_size, klass);
+        /* A new slab is hundreds of system calls (guards, pre-faulting):
+         * made outside the lock, so other workers' refills and returns
+         * do not queue up behind it. */
+        pthread_mutex_unlock(&p->lock);
+        struct weft_stack_slab *slab = slab_create(p->slot_size, weft__stack_class(p->slot_size));
+        pthread_mutex_lock(&p->lock);
         if (slab) {
             slab->next = p->slabs;
             p->slabs = slab;
@@ -224,18 +304,26 @@ static unsigned refill(struct weft_stack_pool *p, struct weft_stack_cache *c,
             p->nfree += slab->nslots;
         }
     }
+    struct weft_stack_slab *refault = NULL; /* a trimmed slab back in use */
     while (p->free && moved < n) {
         struct weft_stack *s = p->free;
         p->free = s->next;
         p->nfree--;
         s->slab->nfree--;
-        s->slab->trimmed = false;
+        if (s->slab->trimmed) {
+            s->slab->trimmed = false;
+            refault = s->slab;
+        }
         s->next = c->head;
         c->head = s;
         c->count++;
         moved++;
     }
     pthread_mutex_unlock(&p->lock);
+    /* Outside the lock: it only faults pages in. The slab cannot be
+     * trimmed meanwhile (S3: some of its stacks are in our cache now). */
+    if (refault)
+        prefault_tops(refault);
     return moved;
 }
 

@@ -21,6 +21,12 @@
  * process-wide budget (a quarter of max_map_count) lasts. Canaries are
  * always on, and checked at every switch-out (sched.c).
  *
+ * Making a slab: its guards are installed, and the page each stack starts
+ * on is faulted in, with one process_madvise() call each for all its
+ * slots (Linux 6.15+; elsewhere one madvise per guard, no pre-faulting).
+ * A fiber's first page faulted in by a trap cost ~1 us here, in a batch
+ * ~0.6 us; a slab is made outside the pool lock.
+ *
  * Returning memory: a finished fiber's stack goes to its worker's cache
  * (warm, reused first); beyond the cache's high-water mark half of it
  * goes to the runtime's pool. When every stack of a slab is back in the

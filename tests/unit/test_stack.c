@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "stack.h"
@@ -102,12 +104,50 @@ static void test_fault_classification(void **state) {
     weft__stack_pool_fini(&pool);
 }
 
+/* Whether the kernel refuses to read the page at addr (a guard). */
+static bool is_guard(const void *addr) {
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    bool refused = write(fds[1], addr, 1) < 0 && errno == EFAULT;
+    close(fds[0]);
+    close(fds[1]);
+    return refused;
+}
+
+/* Across several slabs (guards installed one by one in the first, in one
+ * batched call in the later ones), the page below every guarded stack is
+ * a guard and the stack itself is not. */
+static void test_every_guarded_stack_has_its_guard(void **state) {
+    (void)state;
+    struct weft_stack_pool pool;
+    struct weft_stack_cache cache = {0};
+    weft__stack_pool_init(&pool, 0);
+    enum { N = 700 }; /* three slabs of the smallest class */
+    static struct weft_stack *s[N];
+    int guarded = 0;
+    for (int i = 0; i < N; i++) {
+        s[i] = weft__stack_get(&pool, &cache, 8);
+        assert_non_null(s[i]);
+        assert_false(is_guard((char *)s[i]->lo + s[i]->size - 1));
+        if (s[i]->guarded) {
+            guarded++;
+            assert_true(is_guard((char *)s[i]->lo - 1));
+        }
+    }
+    assert_true(guarded > 0);
+    for (int i = 0; i < N; i++)
+        weft__stack_put(&pool, &cache, 8, s[i]);
+    weft__stack_cache_drain(&pool, &cache);
+    weft__stack_pool_fini(&pool);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classes_round_up_to_powers_of_two),
         cmocka_unit_test(test_stacks_are_distinct_usable_and_armed),
         cmocka_unit_test(test_cache_reuses_the_warmest_stack),
         cmocka_unit_test(test_fault_classification),
+        cmocka_unit_test(test_every_guarded_stack_has_its_guard),
     };
     return cmocka_run_group_tests_name("stack", tests, NULL, NULL);
 }
