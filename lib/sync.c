@@ -40,8 +40,10 @@
 
 /* Handed the lock directly after waiting this long. */
 #define WEFT_MUTEX_STARVING_NS WEFT_MSEC
-/* Lock attempts before a locker queues up. */
-#define WEFT_MUTEX_SPINS 64
+/* Pauses a locker spins, at most, before it queues up; between two looks
+ * at the lock it pauses twice as long as before, up to MAX_PAUSE. */
+#define WEFT_MUTEX_SPINS 512u
+#define WEFT_MUTEX_MAX_PAUSE 64u
 
 #define MUTEX_MAGIC 0x6d757478u /* "mutx" */
 #define COND_MAGIC 0x636f6e64u  /* "cond" */
@@ -215,7 +217,9 @@ static void take(struct mutex_impl *mi, uintptr_t id) {
 }
 
 static int mutex_lock_slow(struct mutex_impl *mi, uintptr_t id) {
-    for (int i = 0; i < WEFT_MUTEX_SPINS; i++) {
+    /* Exponential backoff: each look pulls the lock's line away from the
+     * holder's core, so the longer it is held the less often we look. */
+    for (unsigned spun = 0, pause = 1; spun < WEFT_MUTEX_SPINS; spun += pause) {
         uint32_t expect = 0;
         if (atomic_load_explicit(&mi->state, memory_order_relaxed) == 0 &&
             atomic_compare_exchange_weak_explicit(&mi->state, &expect, 1,
@@ -224,7 +228,10 @@ static int mutex_lock_slow(struct mutex_impl *mi, uintptr_t id) {
             take(mi, id);
             return 0;
         }
-        weft__cpu_relax();
+        for (unsigned k = 0; k < pause; k++)
+            weft__cpu_relax();
+        if (pause < WEFT_MUTEX_MAX_PAUSE)
+            pause *= 2;
     }
     struct weft_wait_node n;
     uint64_t since = weft_now();
