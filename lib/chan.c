@@ -376,6 +376,7 @@ static size_t wait_cases(const weft_chan_case *cases, size_t n, size_t start,
     struct weft_select sel;
     atomic_init(&sel.claim, SELECT_OPEN);
     weft__waiter_init(&sel.waiter, weft__sched_current(), 1, true);
+    sel.waiter.exclusive = true; /* only the claim's winner signals */
     lock_all(s);
     for (size_t k = 0; k < n; k++) {
         size_t i = (start + k) % n;

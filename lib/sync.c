@@ -78,6 +78,7 @@ void weft__spin_unlock_contended(struct weft_spinlock *l) {
 
 void weft__node_init(struct weft_wait_node *n, bool cancellable) {
     weft__waiter_init(&n->waiter, weft__sched_current(), 1, cancellable);
+    n->waiter.exclusive = true; /* only whoever dequeues n signals it (Q2) */
     n->prev = n->next = NULL;
     n->queued = false;
     n->result = 0;

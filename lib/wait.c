@@ -171,6 +171,7 @@ void weft__waiter_init(struct weft_waiter *wt, struct weft_fiber *f,
     wt->fiber = f;
     wt->gen = f ? weft__wait_prepare(f, cancellable) : 0;
     wt->parker = f ? NULL : self_parker();
+    wt->exclusive = false;
     atomic_init(&wt->pending, pending);
 }
 
@@ -246,10 +247,15 @@ void weft__waiter_signal(struct weft_waiter *wt) {
     struct weft_fiber *f = wt->fiber;
     uint32_t gen = wt->gen;
     struct weft_parker *pk = wt->parker;
-    /* acq_rel: release the event's data to the waiter; acquire so that
-     * the last signaller sees every other signaller's data too. */
-    if (atomic_fetch_sub_explicit(&wt->pending, 1, memory_order_acq_rel) != 1)
+    if (wt->exclusive) {
+        /* release: the event's data to the waiter. The only signaller, so
+         * a store does what the decrement would, without a locked op. */
+        atomic_store_explicit(&wt->pending, 0, memory_order_release);
+    } else if (atomic_fetch_sub_explicit(&wt->pending, 1, memory_order_acq_rel) != 1) {
+        /* acq_rel: release the event's data to the waiter; acquire so
+         * that the last signaller sees every other signaller's data. */
         return;
+    }
     if (f) {
         weft__wait_wake(f, gen);
         return;

@@ -85,6 +85,10 @@ struct weft_waiter {
     uint32_t gen;
     struct weft_parker *parker;  /* plain thread: W2 */
     _Atomic int64_t pending;
+    /* Exactly one signal can come (set after init by a caller whose
+     * event has one sender, e.g. whoever dequeues a wait node): the
+     * signal is then a store, not a decrement. */
+    bool exclusive;
 };
 
 /* Prepare a waiter for the calling fiber or thread (f: the calling fiber
