@@ -272,6 +272,9 @@ static void notify_local(struct weft_sched *s) {
 /* Put f where this worker runs it next; what was there goes to the deque.
  * Either way the work can be stolen: notify. */
 static void push_next(struct weft_worker *w, struct weft_fiber *f) {
+    /* relaxed: a count only we write; thieves compare it with itself. */
+    uint64_t fills = atomic_load_explicit(&w->next_fills, memory_order_relaxed);
+    atomic_store_explicit(&w->next_fills, fills + 1, memory_order_relaxed);
     /* relaxed: only thieves change it, and only from non-NULL to NULL, so
      * an empty slot stays empty until we fill it. */
     struct weft_fiber *old = atomic_load_explicit(&w->next, memory_order_relaxed);
@@ -680,11 +683,15 @@ static void stop_spinning(struct weft_worker *w) {
  * its owner is about to join is left to it. */
 static struct weft_fiber *steal_next(struct weft_worker *w, struct weft_worker *v) {
     /* relaxed: compared with last round's look; the CAS decides. */
+    /* relaxed: the count before the slot; a fill between two looks
+     * changes the count either way. */
+    uint64_t fills = atomic_load_explicit(&v->next_fills, memory_order_relaxed);
     struct weft_fiber *f = atomic_load_explicit(&v->next, memory_order_relaxed);
     if (!f)
         return NULL;
-    if (f != w->seen_next) {
+    if (f != w->seen_next || fills != w->seen_next_fills) {
         w->seen_next = f;
+        w->seen_next_fills = fills;
         return NULL;
     }
     w->seen_next = NULL;
@@ -943,6 +950,7 @@ int weft__sched_init(struct weft_sched *s, unsigned nworkers, int default_class,
         weft__deque_init(&w->deque);
         atomic_init(&w->park_word, PARK_RUNNING);
         atomic_init(&w->next, NULL);
+        atomic_init(&w->next_fills, 0);
         atomic_init(&w->spawned, 0);
         atomic_init(&w->finished, 0);
         w->fair_countdown = WEFT_FAIR_EVERY;

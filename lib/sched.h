@@ -47,6 +47,10 @@ struct weft_worker {
      * CAS it away only after seeing the same fiber there a pause apart
      * ("Spinning" in sched.c). */
     alignas(WEFT_CACHELINE) _Atomic(struct weft_fiber *) next;
+    /* Fills of `next` so far: owner writes (relaxed), thieves compare it
+     * a round apart, so a fiber that left the slot and came back (a
+     * ping-pong pair takes turns in it) does not count as waiting. */
+    _Atomic uint64_t next_fills;
     /* Owner: RUNNING <-> IDLE; wakers: IDLE -> NOTIFIED ("Parking"). */
     alignas(WEFT_CACHELINE) _Atomic uint32_t park_word;
     /* Tasks spawned into / finished by this worker: owner writes (relaxed
@@ -60,6 +64,7 @@ struct weft_worker {
     uint32_t fair_countdown;       /* picks until the next fairness pick */
     uint64_t rng;                  /* victim choice */
     struct weft_fiber *seen_next;  /* a victim's LIFO slot, last round */
+    uint64_t seen_next_fills;      /* and its fill count then */
     bool spinning;                 /* counted in sched->nspinning */
     /* Handed from the context that switches away to the one resumed. */
     struct weft_fiber *prev;
