@@ -354,10 +354,12 @@ WEFT_EXPORT int weft_group_spawn(weft_group *g, weft_group_fn fn, void *arg,
  *            first failure of a task, or -ECANCELED if the group (or the
  *            waiting fiber) was cancelled first; or
  *            -EINVAL  g is not a live group;
+ *            -EDEADLK the caller is one of g's own tasks;
  *            -EBUSY   another fiber or thread is waiting for g.
  * A cancelled fiber that waits here cancels g and goes on waiting: g is
- * always finished when wait returns anything but -EINVAL or -EBUSY. Every
- * task's result and status write happens-before wait's return.
+ * always finished when wait returns anything but -EINVAL, -EDEADLK or
+ * -EBUSY. Every task's result and status write happens-before wait's
+ * return.
  */
 WEFT_EXPORT int weft_group_wait(weft_group *g);
 

@@ -324,18 +324,28 @@ static int wait_finished(struct weft_group *g, struct weft_fiber *self) {
     }
 }
 
+/* Whether the calling fiber is one of g's own tasks (waiting for g
+ * would wait for itself). A task's fiber runs task_main with its record
+ * as argument (immutable after spawn). */
+static bool is_member(struct weft_fiber *self, struct weft_group *g) {
+    return self && self->fn == task_main && ((struct group_rec *)self->arg)->group == g;
+}
+
 int weft_group_wait(weft_group *group) {
     struct weft_group *g = group_ok(group);
     if (!g)
         return -EINVAL;
+    struct weft_fiber *self = weft__sched_current();
     if (!finished(g)) {
+        if (is_member(self, g))
+            return -EDEADLK;
         /* relaxed: only a misuse check; the CAS in wait_finished decides. */
         if (atomic_load_explicit(&g->waiter, memory_order_relaxed) != NO_WAITER)
             return -EBUSY;
         /* relaxed: one wait drops it; release() orders the rest. */
         if (atomic_exchange_explicit(&g->open, 0, memory_order_relaxed))
             release(g, 1);
-        int rc = wait_finished(g, weft__sched_current());
+        int rc = wait_finished(g, self);
         if (rc)
             return rc;
     }

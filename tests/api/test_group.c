@@ -423,6 +423,24 @@ static void test_second_waiter_busy(void **state) {
     assert_int_equal(weft_group_destroy(g), 0);
 }
 
+/* A task waiting for its own group would wait for itself. */
+static weft_group *self_group;
+
+static int wait_own_group(void *arg, void **result) {
+    (void)arg;
+    (void)result;
+    return weft_group_wait(self_group);
+}
+
+static void test_task_waits_own_group_edeadlk(void **state) {
+    weft_runtime *rt = *state;
+    assert_int_equal(weft_group_create(&self_group, rt), 0);
+    assert_int_equal(weft_group_spawn(self_group, wait_own_group, NULL, NULL), 0);
+    assert_int_equal(weft_group_wait(self_group), -EDEADLK);
+    assert_int_equal(weft_group_result(self_group, 0, NULL), -EDEADLK);
+    assert_int_equal(weft_group_destroy(self_group), 0);
+}
+
 /* Many groups cancelled half-way and destroyed: ASan's leak check and the
  * runtime's destroy (every task finished) are the test. */
 static void test_cancel_half_way_leaks_nothing(void **state) {
@@ -458,6 +476,7 @@ int main(void) {
         RT_TEST(test_nested_failure_propagates),
         RT_TEST(test_tasks_spawn_into_own_group),
         RT_TEST(test_second_waiter_busy),
+        RT_TEST(test_task_waits_own_group_edeadlk),
         RT_TEST(test_cancel_half_way_leaks_nothing),
     };
     return cmocka_run_group_tests_name("api.group", tests, NULL, NULL);
