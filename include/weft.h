@@ -407,7 +407,7 @@ WEFT_EXPORT int weft_group_destroy(weft_group *g);
  * piece it can steal, and so does the next, down to `grain`.
  *
  * grain 0 means automatic: (end - begin) / (256 x workers), at least 1 and
- * at most 1024. Give a grain when one index is very cheap (a bigger one)
+ * at most 256. Give a grain when one index is very cheap (a bigger one)
  * or very costly (1).
  *
  * Context: a fiber (the caller's worker joins in; rt may be NULL, meaning

@@ -57,9 +57,12 @@
 #define MAX_ACC ((size_t)64 * 1024)
 /* Automatic grain: about 256 grains per worker, at most this many
  * indices each. Picked: enough grains to balance a body whose cost grows
- * with the index, few enough that the per-grain check is noise. */
+ * with the index, few enough that the per-grain check (about 10 ns) is
+ * noise. A piece splits only at a grain boundary, so the cap also bounds
+ * how long a hungry worker waits. Measured on pfor_imbalanced (1M
+ * indices, 2 workers, medians of 5): cap 1024 38.2 ms, 256 35.7 ms. */
 #define AUTO_GRAINS_PER_WORKER 256
-#define AUTO_GRAIN_MAX 1024
+#define AUTO_GRAIN_MAX 256
 
 /* What every piece of one loop shares. Immutable while the loop runs. */
 struct pfor_job {
