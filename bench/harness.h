@@ -100,7 +100,8 @@ struct wb_suite {
     X(scaling)                                                                 \
     X(timer)                                                                   \
     X(chan)                                                                    \
-    X(mutex)
+    X(mutex)                                                                   \
+    X(parallel)
 
 #define WB_DECLARE_SUITE(w) extern const struct wb_suite wb_suite_##w;
 WB_SUITES(WB_DECLARE_SUITE)

@@ -74,8 +74,8 @@ else
 fi
 
 # Runtime name and program, in report order; weft first.
-names=(weft go tbb openmp boost.fiber pthread)
-progs=(weft_peer go_peer tbb_peer omp_peer fiber_peer pthread_peer)
+names=(weft go tbb openmp openmp-static boost.fiber pthread)
+progs=(weft_peer go_peer tbb_peer omp_peer omp_static_peer fiber_peer pthread_peer)
 avail=()
 for i in "${!names[@]}"; do
     if [[ -x $peers/${progs[i]} ]]; then

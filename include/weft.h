@@ -282,6 +282,190 @@ WEFT_EXPORT int weft_worker_index(void);
 /* A static description of err (negative errno or 0); never NULL. */
 WEFT_EXPORT const char *weft_strerror(int err);
 
+/* ---- Task groups ----------------------------------------------------------
+ *
+ * Structured concurrency, as asyncio.TaskGroup: tasks spawned into a group
+ * are waited for together, the first failure cancels the others, and
+ * cancelling the group (or the fiber waiting for it) cancels them all.
+ *
+ * A group task reports failure by its return value:
+ *
+ *     int task(void *arg, void **result);
+ *
+ * returns 0 (success) or a negative errno (failure); *result (NULL on
+ * entry) is the task's result either way. The first nonzero return is the
+ * group's status: the group is cancelled (every other task's cancellable
+ * waits return -ECANCELED, weft_cancelled() is true in it, and a task that
+ * had not started yet returns -ECANCELED without its body running), and
+ * weft_group_wait returns that status.
+ *
+ * Nesting: a fiber that is cancelled while it waits in weft_group_wait
+ * (for example because it is a task of an outer group that was cancelled)
+ * cancels the group it waits for and goes on waiting for its tasks, so a
+ * group created inside a task of an outer group is cancelled with it, and
+ * its wait still consumes every task.
+ *
+ * Lifecycle: create -> spawn* -> wait -> (result*) -> destroy. Tasks may
+ * spawn more tasks into their own group while it is waited for. Once
+ * weft_group_wait has returned, the group is finished: spawn returns
+ * -EPIPE, wait returns the same status again at once, and every task's
+ * result stays readable (weft_group_result) until weft_group_destroy.
+ * A group must be waited for before it is destroyed (-EBUSY otherwise):
+ * destroy never blocks and never leaves a task running. Destroy groups
+ * before their runtime.
+ */
+typedef struct weft_group weft_group;
+
+/* A group task's body: 0 or a negative errno; *result is its result. */
+typedef int (*weft_group_fn)(void *arg, void **result);
+
+/*
+ * weft_group_create - a new, empty group whose tasks run in rt.
+ *
+ * Context:   any thread. Inside a fiber, rt may be NULL (the current
+ *            runtime).
+ * Ownership: *g must be waited for, then freed with weft_group_destroy().
+ * Returns:   0, or -EINVAL (g NULL, or rt NULL outside a fiber, or rt not
+ *            a live runtime), -ENOMEM. On error *g is NULL.
+ */
+WEFT_EXPORT int weft_group_create(weft_group **g, weft_runtime *rt);
+
+/*
+ * weft_group_spawn - run fn(arg, &result) as a task of g.
+ *
+ * Context:   any thread, including the group's own tasks.
+ * Returns:   0, with *index (index may be NULL) = the task's index in g:
+ *            0, 1, 2... in the order the spawns were admitted; or
+ *            -EINVAL  g or fn is NULL, or g is not a live group;
+ *            -EPIPE   g has finished (its wait returned);
+ *            -ENOMEM  out of memory.
+ *            On error nothing was spawned.
+ * A task spawned into a group that is already cancelled never runs its
+ * body: its status is -ECANCELED.
+ */
+WEFT_EXPORT int weft_group_spawn(weft_group *g, weft_group_fn fn, void *arg,
+                                 size_t *index);
+
+/*
+ * weft_group_wait - wait until every task of g has finished.
+ *
+ * Context:   any thread. A fiber suspends and frees its worker; a plain
+ *            thread blocks.
+ * Returns:   0 if every task returned 0, else the group's status: the
+ *            first failure of a task, or -ECANCELED if the group (or the
+ *            waiting fiber) was cancelled first; or
+ *            -EINVAL  g is not a live group;
+ *            -EDEADLK the caller is one of g's own tasks;
+ *            -EBUSY   another fiber or thread is waiting for g.
+ * A cancelled fiber that waits here cancels g and goes on waiting: g is
+ * always finished when wait returns anything but -EINVAL, -EDEADLK or
+ * -EBUSY. Every task's result and status write happens-before wait's
+ * return.
+ */
+WEFT_EXPORT int weft_group_wait(weft_group *g);
+
+/*
+ * weft_group_cancel - cancel every task of g, running or not yet started,
+ * and those spawned into it later. The group's status becomes -ECANCELED
+ * unless a task failed first. Cooperative, as weft_cancel.
+ * Context: any thread. Returns 0, or -EINVAL (g not a live group).
+ * Cancelling a finished group changes nothing.
+ */
+WEFT_EXPORT int weft_group_cancel(weft_group *g);
+
+/*
+ * weft_group_result - the outcome of g's task number index, once g has
+ * finished.
+ *
+ * Returns:   the task's status (0, its own error, or -ECANCELED when it
+ *            never ran), with *result = its result (result may be NULL);
+ *            or -EINVAL  g is not a live group, or index >= the number of
+ *                        tasks spawned;
+ *               -EBUSY   g has not finished (wait has not returned).
+ * On -EINVAL and -EBUSY *result is NULL. Context: any thread.
+ */
+WEFT_EXPORT int weft_group_result(const weft_group *g, size_t index, void **result);
+
+/* The number of tasks spawned into g so far, in *count. 0 or -EINVAL. */
+WEFT_EXPORT int weft_group_size(const weft_group *g, size_t *count);
+
+/*
+ * weft_group_destroy - free a finished group and the results it keeps.
+ * Returns 0, or -EINVAL (not a live group), -EBUSY (not finished: call
+ * weft_group_wait first; nothing is freed). Context: any thread.
+ */
+WEFT_EXPORT int weft_group_destroy(weft_group *g);
+
+/* ---- Parallel loops -------------------------------------------------------
+ *
+ * Fork-join over an index range [begin, end), split lazily by work
+ * stealing: a worker runs its range `grain` indices at a time and splits
+ * off the upper half of what is left only when its own run queue is empty
+ * and another worker is idle or searching for work (lazy binary
+ * splitting, Tzannes et al., PPoPP 2010). A loop on busy workers costs
+ * about one check per grain; an idle worker gets half of the biggest
+ * piece it can steal, and so does the next, down to `grain`.
+ *
+ * grain 0 means automatic: (end - begin) / (256 x workers), at least 1 and
+ * at most 256. Give a grain when one index is very cheap (a bigger one)
+ * or very costly (1).
+ *
+ * Context: a fiber (the caller's worker joins in; rt may be NULL, meaning
+ * the current runtime; rt may also be another runtime, waited for as in
+ * a join), or a plain thread (it blocks until the loop is done).
+ * Returns: 0; -EINVAL (body NULL, begin > end, rt NULL outside a fiber
+ * or not a live runtime); -ENOMEM (a plain thread's loop could not be
+ * started; inside the loop, a split that cannot be spawned is simply not
+ * made); -ECANCELED when the calling fiber was cancelled: every piece
+ * stops at its next grain boundary, and some indices were not visited.
+ * begin == end returns 0 at once without calling anything (after the
+ * checks of body, begin and end). body calls for disjoint sub-ranges run
+ * in parallel; together they cover [begin, end) exactly once (unless
+ * cancelled). Every body call happens-before the loop's return.
+ */
+
+/* Visits [lo, hi), a non-empty sub-range of the loop's. */
+typedef void (*weft_range_fn)(size_t lo, size_t hi, void *ctx);
+
+WEFT_EXPORT int weft_parallel_for(weft_runtime *rt, size_t begin, size_t end,
+                                  size_t grain, weft_range_fn body, void *ctx);
+
+/*
+ * weft_parallel_reduce - fold [begin, end) into *result with an
+ * associative combine, in parallel.
+ *
+ * Accumulators are acc_size bytes (1 to 64 KiB), copied by value and
+ * aligned for any type (max_align_t); each piece of the range starts from
+ * a copy of *identity. body folds [lo, hi) into acc (acc = acc op lo op
+ * ... op hi-1); combine folds `right` into `left` (left = left op right),
+ * where right always covers the indices just above left's. So the result
+ * equals the sequential fold for any associative op, commutative or not
+ * (floating-point sums differ only by rounding, which depends on where
+ * the range was split). identity and result may alias.
+ *
+ *     static void add(size_t lo, size_t hi, void *acc, void *ctx) {
+ *         const double *x = ctx; double *s = acc;
+ *         for (size_t i = lo; i < hi; i++) *s += x[i];
+ *     }
+ *     static void plus(void *l, const void *r, void *ctx) {
+ *         *(double *)l += *(const double *)r;
+ *     }
+ *     double zero = 0, sum;
+ *     weft_parallel_reduce(NULL, 0, n, 0, &zero, sizeof zero, add, plus, x, &sum);
+ *
+ * Returns: as weft_parallel_for, and -EINVAL for identity, combine or
+ * result NULL, or acc_size 0 or above 64 KiB. On error *result is left
+ * unchanged; begin == end stores a copy of *identity.
+ */
+typedef void (*weft_reduce_fn)(size_t lo, size_t hi, void *acc, void *ctx);
+typedef void (*weft_combine_fn)(void *left, const void *right, void *ctx);
+
+WEFT_EXPORT int weft_parallel_reduce(weft_runtime *rt, size_t begin, size_t end,
+                                     size_t grain, const void *identity,
+                                     size_t acc_size, weft_reduce_fn body,
+                                     weft_combine_fn combine, void *ctx,
+                                     void *result);
+
 /* ---- Synchronisation ------------------------------------------------------
  *
  * Usable from fibers and plain threads at once: a fiber that waits frees

@@ -216,10 +216,15 @@ static int cancel_fiber(struct weft_fiber *f) {
     }
     if (status != WEFT_FIBER_STARTED)
         return -ESRCH;
+    weft__task_request_cancel(f);
+    return 0;
+}
+
+void weft__task_request_cancel(struct weft_fiber *f) {
     /* seq_cst: see weft__wait_prepare (store-buffering with the waiter's
      * own check of the flag). */
     if (atomic_exchange_explicit(&f->cancel, 1, memory_order_seq_cst))
-        return 0; /* sticky: already requested and forwarded */
+        return; /* sticky: already requested and forwarded */
     fwd_lock(f);
     const struct weft_forward *fw = atomic_load_explicit(&f->forward_to, memory_order_seq_cst);
     if (fw)
@@ -231,7 +236,6 @@ static int cancel_fiber(struct weft_fiber *f) {
         cancel_fiber(child);
     fwd_unlock(f);
     weft__wait_cancel(f);
-    return 0;
 }
 
 int weft_cancel(weft_task *t) {

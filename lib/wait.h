@@ -112,9 +112,18 @@ void weft__waiter_signal(struct weft_waiter *wt);
  * A short window: yields (fiber) or sched_yield (thread) meanwhile. */
 void weft__waiter_drain(struct weft_waiter *wt, int64_t target);
 
-#endif /* WEFT_WAIT_H */
-
 /* The task's finish, by whoever ends it: publish result and err (F1),
  * then signal the joiner, if any. Any thread. */
 void weft__task_publish(struct weft_fiber *f, void *result, int err,
                         uint32_t status);
+
+/* Ask f to cancel without finishing it if it has not started: set its
+ * sticky flag, forward to the tasks it waits for, end its cancellable
+ * wait. A task that starts later sees the flag (weft_cancelled()) and its
+ * first cancellable wait returns -ECANCELED; unlike weft_cancel, its body
+ * still runs, so code that must run at the start of every task (the group
+ * trampoline, group.c) does. No-op on a finished task. Any thread; the
+ * caller keeps f alive (holds its handle). Defined in join.c. */
+void weft__task_request_cancel(struct weft_fiber *f);
+
+#endif /* WEFT_WAIT_H */

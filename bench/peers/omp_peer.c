@@ -2,6 +2,13 @@
  * bench/peers/omp_peer.c - OpenMP tasks running the peer workloads: every
  * node is an explicit task (no cutoff), joined with taskwait, inside one
  * parallel region of WEFT_BENCH_WORKERS (default 2) threads.
+ *
+ * The parallel loops (pfor_*) are `parallel for reduction(+:sum)` with
+ * schedule(dynamic) (default chunk 1) in this program, runtime "openmp".
+ * Built with -DPEER_OMP_STATIC the same file is omp_static_peer, runtime
+ * "openmp-static": schedule(static), and only the pfor_* workloads. Two
+ * runtimes rather than two workload names, so that run_peers.sh sets
+ * both against weft's one pfor_* line.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -11,6 +18,8 @@
 
 static int threads;
 
+/* Tasks: in "openmp" only. */
+#ifndef PEER_OMP_STATIC
 static uint64_t fib(uint64_t n) {
     if (n < 2)
         return n;
@@ -68,12 +77,45 @@ static uint64_t run_spawn_join(void) {
     return sum;
 }
 
+#endif /* !PEER_OMP_STATIC */
+
+#ifdef PEER_OMP_STATIC
+#define PFOR_SCHEDULE schedule(static)
+#else
+#define PFOR_SCHEDULE schedule(dynamic)
+#endif
+
+static uint64_t run_pfor_balanced(void) {
+    uint64_t sum = 0;
+#pragma omp parallel for num_threads(threads) PFOR_SCHEDULE reduction(+ : sum)
+    for (uint64_t i = 0; i < PEER_PFOR_N; i++)
+        sum += peer_pfor_work(i, PEER_PFOR_BAL_ROUNDS);
+    return sum;
+}
+
+static uint64_t run_pfor_imbalanced(void) {
+    uint64_t sum = 0;
+#pragma omp parallel for num_threads(threads) PFOR_SCHEDULE reduction(+ : sum)
+    for (uint64_t i = 0; i < PEER_PFOR_N; i++)
+        sum += peer_pfor_work(i, peer_pfor_imb_rounds(i));
+    return sum;
+}
+
 int main(int argc, char **argv) {
     static const struct peer_workload ws[] = {
+#ifndef PEER_OMP_STATIC
         {"fib/30", run_fib, PEER_FIB_WANT},
         {"skynet/1M", run_skynet, PEER_SKYNET_WANT},
         {"spawn_join/100k", run_spawn_join, PEER_SPAWN_JOIN_N},
+#endif
+        {"pfor_balanced", run_pfor_balanced, PEER_PFOR_BAL_WANT},
+        {"pfor_imbalanced", run_pfor_imbalanced, PEER_PFOR_IMB_WANT},
     };
     threads = (int)peer_threads();
-    return peer_main(argc, argv, "openmp", ws, sizeof(ws) / sizeof(ws[0]));
+#ifdef PEER_OMP_STATIC
+    const char *name = "openmp-static";
+#else
+    const char *name = "openmp";
+#endif
+    return peer_main(argc, argv, name, ws, sizeof(ws) / sizeof(ws[0]));
 }

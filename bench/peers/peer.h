@@ -63,6 +63,37 @@
 #define PEER_MUTEX_TASKS 64
 #define PEER_MUTEX_OPS 1000000ull
 
+/* pfor_balanced, pfor_imbalanced: a parallel loop over PEER_PFOR_N
+ * indices; index i computes peer_pfor_work(i, rounds) and the loop
+ * returns the sum of the values (mod 2^64), as a reduction.
+ *   balanced:   PEER_PFOR_BAL_ROUNDS rounds for every index (~110 ns);
+ *   imbalanced: 1 + i * PEER_PFOR_IMB_ROUNDS / PEER_PFOR_N rounds: the
+ *               cost grows linearly with the index, about the same total.
+ * Each runtime splits the range its own way (weft: grain 0, automatic;
+ * OpenMP: schedule(dynamic) or schedule(static), default chunks; oneTBB:
+ * parallel_for with its default auto_partitioner). */
+#define PEER_PFOR_N 1000000ull
+#define PEER_PFOR_BAL_ROUNDS 50ull
+#define PEER_PFOR_IMB_ROUNDS 100ull
+#define PEER_PFOR_BAL_WANT 3275893670594232755ull
+#define PEER_PFOR_IMB_WANT 16802390142437328318ull
+
+/* A dependent chain of multiply-xorshift rounds: no closed form for the
+ * compiler to find, and the same code in every peer. */
+static inline uint64_t peer_pfor_work(uint64_t i, uint64_t rounds) {
+    uint64_t x = i;
+    for (uint64_t r = 0; r < rounds; r++) {
+        x ^= x >> 31;
+        x *= 0x9e3779b97f4a7c15ull;
+        x += r;
+    }
+    return x;
+}
+
+static inline uint64_t peer_pfor_imb_rounds(uint64_t i) {
+    return 1 + i * PEER_PFOR_IMB_ROUNDS / PEER_PFOR_N;
+}
+
 struct peer_workload {
     const char *name;
     uint64_t (*run)(void);

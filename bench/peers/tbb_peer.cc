@@ -2,7 +2,10 @@
 // on an arena limited to WEFT_BENCH_WORKERS (default 2) threads by
 // global_control; the main thread is one of them.
 
+#include <oneapi/tbb/blocked_range.h>
+#include <oneapi/tbb/combinable.h>
 #include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/task_group.h>
 
 #include <cstdint>
@@ -58,6 +61,29 @@ uint64_t run_spawn_join() {
     return sum;
 }
 
+// parallel_for with the default auto_partitioner; per-thread sums in a
+// combinable, added up at the end.
+template <typename Rounds>
+uint64_t run_pfor(Rounds rounds) {
+    tbb::combinable<uint64_t> sums([] { return uint64_t{0}; });
+    tbb::parallel_for(tbb::blocked_range<uint64_t>(0, PEER_PFOR_N),
+                      [&](const tbb::blocked_range<uint64_t> &r) {
+                          uint64_t sum = 0;
+                          for (uint64_t i = r.begin(); i != r.end(); ++i)
+                              sum += peer_pfor_work(i, rounds(i));
+                          sums.local() += sum;
+                      });
+    return sums.combine([](uint64_t a, uint64_t b) { return a + b; });
+}
+
+uint64_t run_pfor_balanced() {
+    return run_pfor([](uint64_t) { return PEER_PFOR_BAL_ROUNDS; });
+}
+
+uint64_t run_pfor_imbalanced() {
+    return run_pfor([](uint64_t i) { return peer_pfor_imb_rounds(i); });
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -65,6 +91,8 @@ int main(int argc, char **argv) {
         {"fib/30", run_fib, PEER_FIB_WANT},
         {"skynet/1M", run_skynet, PEER_SKYNET_WANT},
         {"spawn_join/100k", run_spawn_join, PEER_SPAWN_JOIN_N},
+        {"pfor_balanced", run_pfor_balanced, PEER_PFOR_BAL_WANT},
+        {"pfor_imbalanced", run_pfor_imbalanced, PEER_PFOR_IMB_WANT},
     };
     tbb::global_control limit(tbb::global_control::max_allowed_parallelism, peer_threads());
     return peer_main(argc, argv, "tbb", ws, sizeof(ws) / sizeof(ws[0]));
