@@ -129,6 +129,7 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
     f->result = NULL;
     f->exit_err = 0;
     f->lock_id = 0;
+    f->unrun = NULL;
     return f;
 }
 

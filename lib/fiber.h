@@ -106,6 +106,9 @@ struct weft_fiber {
     struct weft_fiber *inline_host;
     void *result;                  /* F1 */
     int exit_err;                  /* F1: 0, or -ECANCELED */
+    /* Called (by a worker, with arg) if the task finishes without ever
+     * running: no stack could be had for it. Set at spawn (join.c). */
+    void (*unrun)(void *arg, int err);
     /* sync.c: this task's mutex owner id, unique for the process's life;
      * 0 until its first lock. Written by the fiber itself. */
     uint64_t lock_id;

@@ -243,12 +243,22 @@ int weft_group_create(weft_group **out, weft_runtime *rt) {
     return 0;
 }
 
+/* A task whose body never ran (no stack for it): it fails with err. */
+static void task_unrun(void *arg, int err) {
+    struct group_rec *r = arg;
+    struct weft_group *g = r->group;
+    r->result = NULL;
+    r->status = err;
+    group_fail(g, err);
+    release(g, 1);
+}
+
 /* Spawn the task of record r. The caller holds two counts: the task's
  * and its own. Returns 0 or the spawn's error (the task's count is then
  * dropped here). */
 static int spawn_task(struct weft_group *g, struct group_rec *r) {
     weft_task *t = NULL;
-    int rc = weft_spawn(g->rt, task_main, r, &t);
+    int rc = weft__spawn(g->rt, task_main, r, NULL, task_unrun, &t);
     if (rc) {
         r->status = rc;
         release(g, 1);

@@ -70,8 +70,8 @@ static struct weft_fiber_cache *local_cache(struct weft_sched *s) {
 
 /* ---- Spawn -------------------------------------------------------------- */
 
-int weft_spawn_ex(weft_runtime *rt, weft_fn fn, void *arg, const weft_spawn_opts *opts,
-                  weft_task **task) {
+int weft__spawn(weft_runtime *rt, weft_fn fn, void *arg, const weft_spawn_opts *opts,
+                void (*unrun)(void *arg, int err), weft_task **task) {
     if (task)
         *task = NULL;
     if (!fn)
@@ -108,10 +108,16 @@ int weft_spawn_ex(weft_runtime *rt, weft_fn fn, void *arg, const weft_spawn_opts
     }
     if (opts)
         f->name = opts->name;
+    f->unrun = unrun;
     if (task)
         *task = (weft_task *)f;
     weft__sched_submit(s, w, f);
     return 0;
+}
+
+int weft_spawn_ex(weft_runtime *rt, weft_fn fn, void *arg, const weft_spawn_opts *opts,
+                  weft_task **task) {
+    return weft__spawn(rt, fn, arg, opts, NULL, task);
 }
 
 int weft_spawn(weft_runtime *rt, weft_fn fn, void *arg, weft_task **task) {

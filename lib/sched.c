@@ -379,8 +379,11 @@ static bool claim(struct weft_worker *w, struct weft_fiber *f) {
             weft__context_make(&f->ctx, st->lo, st->size, fiber_entry);
             return true;
         }
-        /* Out of memory: the task ends with -ENOMEM for its joiner. */
+        /* Out of memory: the task ends with -ENOMEM for its joiner, and
+         * whoever counts on its body running hears of it. */
         weft__task_publish(f, NULL, -ENOMEM, WEFT_FIBER_DONE);
+        if (f->unrun)
+            f->unrun(f->arg, -ENOMEM);
     }
     /* Cancelled before it ran (or just failed): the queue's reference. */
     count_finished(w);

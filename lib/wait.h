@@ -126,4 +126,9 @@ void weft__task_publish(struct weft_fiber *f, void *result, int err,
  * caller keeps f alive (holds its handle). Defined in join.c. */
 void weft__task_request_cancel(struct weft_fiber *f);
 
+/* weft_spawn_ex, plus unrun: called with arg, by a worker, if the task
+ * finishes without its body ever running (no stack could be had). */
+int weft__spawn(weft_runtime *rt, weft_fn fn, void *arg, const weft_spawn_opts *opts,
+                void (*unrun)(void *arg, int err), weft_task **task);
+
 #endif /* WEFT_WAIT_H */
