@@ -472,6 +472,7 @@ static void test_cancel_half_way_leaks_nothing(void **state) {
 #endif
 #endif
 
+#ifndef WT_SANITIZED
 /* Child process: with its address space capped, 1 GiB stacks cannot be
  * mapped, so the group's tasks end without running. The group must still
  * finish, with -ENOMEM, not wait for ever (the alarm ends a hang). */
@@ -505,6 +506,7 @@ static void stackless_group_child(void) {
         ok = false;
     _exit(ok ? 0 : 1);
 }
+#endif
 
 static void test_task_without_stack_fails_the_group(void **state) {
     (void)state;
