@@ -2,7 +2,8 @@
 # bench/run_peers.sh - run weft and its peers on the same workloads, in
 # turns, and print median times and ratios.
 #
-#   bash bench/run_peers.sh [-n RUNS] [-k INNER] [-w REGEX] [BUILD_DIR]
+#   bash bench/run_peers.sh [-n RUNS] [-k INNER] [-w REGEX] [-x REGEX]
+#                           [-o FILE] [BUILD_DIR]
 #
 #   BUILD_DIR  a configured and built tree (default: build/release); the
 #              peers are looked for in BUILD_DIR/bench/peers/.
@@ -11,6 +12,9 @@
 #              (default 5)
 #   -w REGEX   only the workloads whose name matches (grep -E), for
 #              example -w '^sleepers' or -w '^(fib|skynet)'
+#   -x REGEX   leave out the workloads whose name matches (after -w)
+#   -o FILE    write the raw lines to FILE (default
+#              BUILD_DIR/bench/peers/last_run.txt)
 #
 # Nothing is built here except the Go peer, and only when `go` is on PATH:
 # CMake builds the rest, each only if its runtime is installed. Programs are
@@ -22,7 +26,8 @@
 # programs' reported medians, the min-max of those, peer/weft, the ratio
 # of medians (above 1: weft is faster), and the median over RUNS of the
 # programs' peak RSS (a whole process: runtime, threads, warm-up run
-# included). Raw lines are kept in BUILD_DIR/bench/peers/last_run.txt.
+# included). Raw lines are kept in BUILD_DIR/bench/peers/last_run.txt, or
+# in the -o FILE.
 # WEFT_BENCH_WORKERS (default 2) sets the worker threads of every runtime.
 #
 # The sleepers/* workloads sleep 1 s per run, and a million sleepers take
@@ -34,15 +39,19 @@ set -euo pipefail
 runs=5
 inner=5
 filter=''
+exclude=''
+raw=''
 usage() {
     sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
-while getopts 'n:k:w:h' opt; do
+while getopts 'n:k:w:x:o:h' opt; do
     case $opt in
     n) runs=$OPTARG ;;
     k) inner=$OPTARG ;;
     w) filter=$OPTARG ;;
+    x) exclude=$OPTARG ;;
+    o) raw=$OPTARG ;;
     *) usage ;;
     esac
 done
@@ -89,9 +98,12 @@ mapfile -t workloads < <("$peers/weft_peer" --list)
 if [[ -n $filter ]]; then
     mapfile -t workloads < <(printf '%s\n' "${workloads[@]}" | grep -E -- "$filter" || true)
 fi
+if [[ -n $exclude && ${#workloads[@]} -gt 0 ]]; then
+    mapfile -t workloads < <(printf '%s\n' "${workloads[@]}" | grep -vE -- "$exclude" || true)
+fi
 [[ ${#workloads[@]} -gt 0 ]] || { echo "run_peers.sh: no workload matches" >&2; exit 1; }
 
-raw=$peers/last_run.txt
+raw=${raw:-$peers/last_run.txt}
 : >"$raw"
 echo "weft peers: ${#workloads[@]} workloads, $runs runs x $inner inner," \
      "workers=${WEFT_BENCH_WORKERS:-2}" >&2
