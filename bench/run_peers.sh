@@ -112,7 +112,9 @@ for w in "${workloads[@]}"; do
     # The runtimes that implement w.
     who=()
     for i in "${avail[@]}"; do
-        if "$peers/${progs[i]}" --list | grep -qxF -- "$w"; then
+        # Not grep -q: it would stop reading at the match, and a peer still
+        # writing its list would die of SIGPIPE, failing the pipeline.
+        if "$peers/${progs[i]}" --list | grep -xF -- "$w" >/dev/null; then
             who+=("$i")
         fi
     done
