@@ -134,13 +134,14 @@ gb=("$build/bench/weft_bench" --benchmark_repetitions="$gb_reps"
     --benchmark_min_time="$gb_min_time" --benchmark_display_aggregates_only=true
     --benchmark_out="$raw/gbench.json" --benchmark_out_format=json)
 [[ -z $gb_filter ]] || gb+=(--benchmark_filter="$gb_filter")
-run "${gb[@]}"
+run WEFT_BENCH_WORKERS="$workers" "${gb[@]}"
 
 echo "=== peers, $workers workers ($runs runs each, in turns)" >&2
-run bash bench/run_peers.sh -n "$runs" -k "$inner" -x '^sleepers/' -o "$raw/peers-main.txt" "$build"
+run WEFT_BENCH_WORKERS="$workers" bash bench/run_peers.sh -n "$runs" -k "$inner" -x '^sleepers/' \
+    -o "$raw/peers-main.txt" "$build"
 sl=(bash bench/run_peers.sh -n "$runs" -k "$sleep_inner" -w '^sleepers/')
 [[ -z $sleep_exclude ]] || sl+=(-x "$sleep_exclude")
-run "${sl[@]}" -o "$raw/peers-sleepers.txt" "$build"
+run WEFT_BENCH_WORKERS="$workers" "${sl[@]}" -o "$raw/peers-sleepers.txt" "$build"
 
 # 1, 2, 4, ... up to the online CPUs, and the CPU count itself.
 ncpu=$(nproc)

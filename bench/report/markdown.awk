@@ -7,7 +7,8 @@
 #            peer/weft, the ratio of the medians (above 1: weft is faster)
 #   rss      workload x runtime: median peak RSS in MiB
 #   behind   a list of the workloads where a peer's median beats weft's,
-#            and whether the two min-max ranges overlap (within noise)
+#            and whether the two min-max ranges overlap or the peer's
+#            slowest run beat weft's fastest
 #   scaling  workload and runtime x worker count: median ms (min-max),
 #            and the speed-up from 1 worker to the most
 #   gbench   Google Benchmark case: median, min-max, cv, workers
@@ -74,7 +75,7 @@ function part_behind(   i, j, w, r, key, base, any, note) {
         for (j = 1; j <= nrl["peers"]; j++) {
             r = rl["peers", j]; key = "peers" SUBSEP w SUBSEP r SUBSEP wrk["peers", w]
             if (r == "weft" || !(key in med) || med[key] + 0 >= med[base] + 0) continue
-            note = hi[key] + 0 < lo[base] + 0 ? "" : "; the ranges overlap, so within the noise"
+            note = hi[key] + 0 < lo[base] + 0 ? "; in every run" : "; the min–max ranges overlap"
             printf "- `%s`: %s %s ms against weft's %s ms (peer/weft %.2f%s)\n", w, r,
                 fmt(med[key]), fmt(med[base]), med[key] / med[base], note
             any = 1

@@ -120,6 +120,7 @@ From the repository's root, \`scripts/bench.sh$([[ $mode == full ]] || echo " --
 $(cat "$raw/commands.txt")
 \`\`\`
 
-The numbers are in \`results.tsv\` next to this file (bench/README.md
-describes its columns).
+and then made this report from their output with the scripts in
+\`bench/report/\`. The numbers are in \`results.tsv\` next to this file
+(bench/README.md describes its columns).
 EOF

@@ -14,11 +14,11 @@ set logscale xy 10
 set format x "%.0s%c"
 set xlabel "N (tasks)"
 set grid
-set key outside right top vertical Left reverse
+set key top left Left reverse
 set offsets graph 0.05, graph 0.05, 0, 0
 # Every task sleeps PEER_SLEEP_MS (bench/peers/peer.h): plot what is beyond.
 sleep_ms = 1000
-set title "time beyond the 1 s sleep (median; bars: min–max of the runs)"
+set title "time beyond the 1 s sleep (bars: min–max)"
 set ylabel "ms"
 plot for [i = 0:n - 1] dir . "/sleepers.dat" index i using 1:($2 - sleep_ms):($3 - sleep_ms):($4 - sleep_ms) with yerrorlines lw 2 lc word(colours, i + 1) + 0 title word(names, i + 1)
 set title "peak RSS of the process"
