@@ -126,6 +126,7 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo "=== dependencies and build" >&2
 run scripts/install-deps.sh --bench
+command -v gnuplot >/dev/null 2>&1 || fail "no gnuplot after scripts/install-deps.sh --bench"
 run cmake --preset release
 run cmake --build --preset release -j"$(nproc)"
 

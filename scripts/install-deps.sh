@@ -6,7 +6,9 @@ set -euo pipefail
 
 packages=(cmake make gcc g++ clang pkg-config libboost-context-dev libcmocka-dev libbenchmark-dev)
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(golang-go libboost-fiber-dev libtbb-dev gnuplot-nox)
+  packages+=(golang-go libboost-fiber-dev libtbb-dev)
+  # gnuplot draws the report's plots; any Debian gnuplot (-nox, -qt, -x11) will do.
+  command -v gnuplot >/dev/null 2>&1 || packages+=(gnuplot-nox)
 fi
 
 missing=()

@@ -16,6 +16,11 @@ FNR == 1 { file++ }
 $1 == "section" { tsv_header(); next }
 {
     key = $col["section"] SUBSEP $col["workload"] SUBSEP $col["runtime"] SUBSEP $col["workers"]
+    # A scaling row at the main table's worker count repeats a peers row
+    # (scripts/bench.sh reuses those runs): compare it once, as peers.
+    alias = $col["workload"] SUBSEP $col["runtime"] SUBSEP $col["workers"]
+    if ($col["section"] == "peers") peers[file, alias] = 1
+    else if ($col["section"] == "scaling" && ((file, alias) in peers)) next
     if (file == 1) {
         omed[key] = $col["median"]; olo[key] = $col["min"]; ohi[key] = $col["max"]
         next
@@ -32,7 +37,7 @@ END {
         else if (hi[key] + 0 < olo[key] + 0) how = "faster"
         else continue
         split(key, k, SUBSEP)
-        printf "  %-6s %-8s %-40s %-12s %3s  %s -> %s %s (%+.0f%%)  ranges %s-%s -> %s-%s\n", how, k[1], k[2], k[3],
+        printf "  %-6s %-8s %-44s %-12s %3s  %s -> %s %s (%+.0f%%)  ranges %s-%s -> %s-%s\n", how, k[1], k[2], k[3],
             (k[4] == "-" ? "" : k[4] "w"), fmt(omed[key]), fmt(med[key]), unit[key],
             (omed[key] > 0 ? 100 * (med[key] / omed[key] - 1) : 0),
             fmt(olo[key]), fmt(ohi[key]), fmt(lo[key]), fmt(hi[key])
