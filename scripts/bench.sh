@@ -8,12 +8,13 @@
 #
 #   (no option)     the full run: about 10-15 min on 2 CPUs; writes
 #                   bench/results/ and refreshes the README's results block
-#   --quick         a look in about 3 min: 3 runs instead of 5, 1 timed run
-#                   per program run instead of 3, no sleepers/1M, 3
-#                   repetitions of the Google Benchmark cases with a shorter
-#                   minimum time and without the cases of a million fibers;
-#                   writes bench/results/tmp/quick/ (not committed) and
-#                   leaves the README alone
+#   --quick         a look in about 3 min: 3 runs instead of 5 (sleepers
+#                   and scaling: 2), 1 timed run per program run instead
+#                   of 3, no sleepers/1M, 3 repetitions of the Google
+#                   Benchmark cases with a shorter minimum time and without
+#                   the cases of a million fibers; writes
+#                   bench/results/tmp/quick/ (not committed) and leaves the
+#                   README alone
 #   --out DIR       write the report there instead
 #   --baseline FILE the results.tsv to compare with (default: the committed
 #                   bench/results/results.tsv, else the one being replaced)
@@ -23,8 +24,8 @@
 # the main table; the scaling runs set it to 1, 2, 4, ... and the CPU count.
 # Any wrong result, crash or failed step stops the command with a message
 # and a non-zero status, and no report is written. Raw data, logs and plot
-# data go to bench/results/tmp/raw-<full|quick>/. bench/README.md describes the
-# report and the regression rule.
+# data go to bench/results/tmp/raw-<full|quick>/. bench/README.md describes
+# the report and the regression rule.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,12 +50,12 @@ done
 
 # What each mode runs (bench/README.md, "One command").
 if [[ $mode == full ]]; then
-    runs=5 inner=3 sleep_inner=1 sleep_exclude=''
+    runs=5 inner=3 sleep_runs=5 sleep_inner=1 sleep_exclude=''
     gb_reps=5 gb_min_time=0.2 gb_filter=''
     scale_runs=5 scale_inner=1
     out=${out:-bench/results}
 else
-    runs=3 inner=1 sleep_inner=1 sleep_exclude='^sleepers/1M$'
+    runs=3 inner=1 sleep_runs=2 sleep_inner=1 sleep_exclude='^sleepers/1M$'
     gb_reps=3 gb_min_time=0.05 gb_filter='-/1000000/'
     scale_runs=2 scale_inner=1
     out=${out:-bench/results/tmp/quick}
@@ -140,7 +141,7 @@ run WEFT_BENCH_WORKERS="$workers" "${gb[@]}"
 echo "=== peers, $workers workers ($runs runs each, in turns)" >&2
 run WEFT_BENCH_WORKERS="$workers" bash bench/run_peers.sh -n "$runs" -k "$inner" -x '^sleepers/' \
     -o "$raw/peers-main.txt" "$build"
-sl=(bash bench/run_peers.sh -n "$runs" -k "$sleep_inner" -w '^sleepers/')
+sl=(bash bench/run_peers.sh -n "$sleep_runs" -k "$sleep_inner" -w '^sleepers/')
 [[ -z $sleep_exclude ]] || sl+=(-x "$sleep_exclude")
 run WEFT_BENCH_WORKERS="$workers" "${sl[@]}" -o "$raw/peers-sleepers.txt" "$build"
 
@@ -196,8 +197,8 @@ done
 # Everything measured and drawn: only now replace the previous report.
 cp "$raw/results.tsv" "$raw/ratio.png" "$raw/sleepers.png" "$raw/scaling.png" "$out/"
 {
-    printf 'mode=%q\nruns=%q\ninner=%q\nsleep_inner=%q\nsleep_exclude=%q\n' \
-        "$mode" "$runs" "$inner" "$sleep_inner" "$sleep_exclude"
+    printf 'mode=%q\nruns=%q\ninner=%q\nsleep_runs=%q\nsleep_inner=%q\nsleep_exclude=%q\n' \
+        "$mode" "$runs" "$inner" "$sleep_runs" "$sleep_inner" "$sleep_exclude"
     printf 'gb_reps=%q\ngb_min_time=%q\ngb_filter=%q\nscale_runs=%q\nscale_inner=%q\n' \
         "$gb_reps" "$gb_min_time" "$gb_filter" "$scale_runs" "$scale_inner"
     printf 'workers=%q\nload_start=%q\nload_end=%q\nnote=%q\nelapsed=%q\n' "$workers" \

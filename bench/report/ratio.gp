@@ -7,7 +7,9 @@
 names = system("cut -f1 '" . dir . "/ratio.names' | tr '\\n' ' '")
 colours = system("cut -f2 '" . dir . "/ratio.names' | tr '\\n' ' '")
 n = words(names)
-set terminal pngcairo size 1100,560 font "sans,11" noenhanced
+# Wider as workloads are added: about 130 pixels per workload.
+rows = int(system("wc -l < '" . dir . "/ratio.dat'"))
+set terminal pngcairo size (rows * 130 + 200 > 1100 ? rows * 130 + 200 : 1100),560 font "sans,11" noenhanced
 set output out
 set title "peer time / weft time per workload (medians; above 1: weft is faster)" . title_extra
 set logscale y 2

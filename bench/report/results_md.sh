@@ -61,8 +61,8 @@ $(versions)
 Each runtime ran each workload $runs times, in turns with the others
 (weft, go, tbb, ...; weft, go, tbb, ...). A run is one process: 1 warm-up,
 then $(runs_of "$inner" "timed run"), and it reports the median of its timed runs (sleepers/N:
-1 warm-up and $(runs_of "$sleep_inner" "timed run"); each task sleeps 1 s, which is in every
-time).$sleep_note A cell is the median over the runs in ms, then (min–max over
+$sleep_runs runs of 1 warm-up and $(runs_of "$sleep_inner" "timed run"); each task sleeps 1 s, which
+is in every time).$sleep_note A cell is the median over the runs in ms, then (min–max over
 the runs), then in bold peer/weft, the ratio of the medians: above 1, weft
 is faster.
 
