@@ -3,7 +3,7 @@
 # turns, and print median times and ratios.
 #
 #   bash bench/run_peers.sh [-n RUNS] [-k INNER] [-w REGEX] [-x REGEX]
-#                           [-o FILE] [BUILD_DIR]
+#                           [-o FILE] [-l] [BUILD_DIR]
 #
 #   BUILD_DIR  a configured and built tree (default: build/release); the
 #              peers are looked for in BUILD_DIR/bench/peers/.
@@ -15,6 +15,8 @@
 #   -x REGEX   leave out the workloads whose name matches (after -w)
 #   -o FILE    write the raw lines to FILE (default
 #              BUILD_DIR/bench/peers/last_run.txt)
+#   -l         print the runtimes' names in report order, one a line, and
+#              run nothing
 #
 # Nothing is built here except the Go peer, and only when `go` is on PATH:
 # CMake builds the rest, each only if its runtime is installed. Programs are
@@ -41,17 +43,19 @@ inner=5
 filter=''
 exclude=''
 raw=''
+list_only=0
 usage() {
     sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
-while getopts 'n:k:w:x:o:h' opt; do
+while getopts 'n:k:w:x:o:lh' opt; do
     case $opt in
     n) runs=$OPTARG ;;
     k) inner=$OPTARG ;;
     w) filter=$OPTARG ;;
     x) exclude=$OPTARG ;;
     o) raw=$OPTARG ;;
+    l) list_only=1 ;;
     *) usage ;;
     esac
 done
@@ -85,6 +89,7 @@ fi
 # Runtime name and program, in report order; weft first.
 names=(weft go tbb openmp openmp-static boost.fiber pthread)
 progs=(weft_peer go_peer tbb_peer omp_peer omp_static_peer fiber_peer pthread_peer)
+if ((list_only)); then printf '%s\n' "${names[@]}"; exit 0; fi
 avail=()
 for i in "${!names[@]}"; do
     if [[ -x $peers/${progs[i]} ]]; then

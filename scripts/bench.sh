@@ -164,8 +164,8 @@ done
 
 echo "=== report" >&2
 {
-    printf '# weft bench results: mode=%s date=%s commit=%s\n' "$mode" \
-        "$date_start" "$commit"
+    printf '# weft bench results: mode=%s date=%s commit=%s runtimes=%s\n' "$mode" \
+        "$date_start" "$commit" "$(bash bench/run_peers.sh -l "$build" 2>/dev/null | paste -sd,)"
     printf 'section\tworkload\truntime\tworkers\truns\tmedian\tmin\tmax\tunit\trss_mib\tcv\n'
     awk -f "$report/common.awk" -f "$report/peers.awk" -v section=peers -v workers="$workers" \
         "$raw/peers-main.txt" "$raw/peers-sleepers.txt"

@@ -26,3 +26,30 @@ function fmt(x,   ax) {
 function tsv_header(   i) {
     for (i = 1; i <= NF; i++) col[$i] = i
 }
+
+# Runtime order: rl[s, 1..nrl[s]] holds section s's runtimes in order of
+# first appearance, and a runtime that only a few workloads have
+# (openmp-static, say) appears late. order_runtimes(s) puts them in the
+# order of the comma-separated list rt_order (the runtimes= field of the
+# results.tsv comment line, from run_peers.sh -l); runtimes not in it keep
+# their place after those that are.
+function order_runtimes(s,   i, k, n, t, rank, key, tmp) {
+    n = split(rt_order, tmp, ",")
+    for (i = 1; i <= n; i++) rank[tmp[i]] = i
+    for (i = 1; i <= nrl[s]; i++) {
+        tmp[i] = rl[s, i]
+        key[i] = ((rl[s, i] in rank) ? rank[rl[s, i]] : n + i)
+    }
+    for (i = 2; i <= nrl[s]; i++)
+        for (k = i; k > 1 && key[k - 1] > key[k]; k--) {
+            t = key[k]; key[k] = key[k - 1]; key[k - 1] = t
+            t = tmp[k]; tmp[k] = tmp[k - 1]; tmp[k - 1] = t
+        }
+    for (i = 1; i <= nrl[s]; i++) rl[s, i] = tmp[i]
+}
+
+# On the results.tsv comment line, keeps the runtimes= field in rt_order.
+function read_comment(   i) {
+    for (i = 1; i <= NF; i++)
+        if ($i ~ /^runtimes=/) rt_order = substr($i, 10)
+}

@@ -12,10 +12,10 @@
 #   scaling  workload and runtime x worker count: median ms (min-max),
 #            and the speed-up from 1 worker to the most
 #   gbench   Google Benchmark case: median, min-max, cv, workers
-# Rows keep the order of results.tsv; runtimes the order they first appear.
+# Rows keep the order of results.tsv; runtimes the report order (common.awk).
 
 BEGIN { FS = "\t" }
-/^#/ { next }
+/^#/ { FS = " "; $0 = $0; read_comment(); FS = "\t"; next }
 $1 == "section" { tsv_header(); next }
 {
     s = $col["section"]; w = $col["workload"]; r = $col["runtime"]; nw = $col["workers"]
@@ -117,6 +117,7 @@ function part_gbench(   i, w, key) {
 }
 
 END {
+    order_runtimes("peers"); order_runtimes("scaling")
     if (part == "peers") part_peers()
     else if (part == "rss") part_rss()
     else if (part == "behind") part_behind()

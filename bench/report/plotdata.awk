@@ -19,7 +19,7 @@
 # and prints nothing. A workload name ends in its size: 10k, 100k, 1M.
 
 BEGIN { FS = "\t" }
-/^#/ { next }
+/^#/ { FS = " "; $0 = $0; read_comment(); FS = "\t"; next }
 $1 == "section" { tsv_header(); next }
 {
     s = $col["section"]; w = $col["workload"]; r = $col["runtime"]
@@ -27,7 +27,6 @@ $1 == "section" { tsv_header(); next }
     med[key] = $col["median"]; lo[key] = $col["min"]; hi[key] = $col["max"]; rss[key] = $col["rss_mib"]
     if (!((s, w) in seenw)) { seenw[s, w] = 1; wl[s, ++nwl[s]] = w }
     if (!((s, r) in seenr)) { seenr[s, r] = 1; rl[s, ++nrl[s]] = r }
-    if (!(r in colour)) colour[r] = ++ncolours
     if (!((s, $col["workers"]) in seenn)) { seenn[s, $col["workers"]] = 1; nl[s, ++nnl[s]] = $col["workers"] }
     wrk[s, w] = $col["workers"]
 }
@@ -48,6 +47,11 @@ function tasks_of(w) {
 }
 
 END {
+    order_runtimes("peers"); order_runtimes("scaling")
+    # A runtime's colour: its rank in the main table (weft first).
+    for (j = 1; j <= nrl["peers"]; j++) colour[rl["peers", j]] = j
+    nc = nrl["peers"]
+    for (j = 1; j <= nrl["scaling"]; j++) if (!(rl["scaling", j] in colour)) colour[rl["scaling", j]] = ++nc
     f = dir "/ratio.dat"; names = dir "/ratio.names"; printf "" > names
     printf "" > f
     for (j = 1; j <= nrl["peers"]; j++) if (rl["peers", j] != "weft")
