@@ -8,8 +8,8 @@
 #
 #   (no option)     the full run: about 10-15 min on 2 CPUs; writes
 #                   bench/results/ and refreshes the README's results block
-#   --quick         a look in about 3 min: 3 runs instead of 5 (sleepers
-#                   and scaling: 2), 1 timed run per program run instead
+#   --quick         a look in about 3 min: 3 runs instead of 5 (sleepers:
+#                   2, scaling: 1), 1 timed run per program run instead
 #                   of 3, no sleepers/1M, 3 repetitions of the Google
 #                   Benchmark cases with a shorter minimum time and without
 #                   the cases of a million fibers; writes
@@ -57,7 +57,7 @@ if [[ $mode == full ]]; then
 else
     runs=3 inner=1 sleep_runs=2 sleep_inner=1 sleep_exclude='^sleepers/1M$'
     gb_reps=3 gb_min_time=0.05 gb_filter='-/1000000/'
-    scale_runs=2 scale_inner=1
+    scale_runs=1 scale_inner=1
     out=${out:-bench/results/tmp/quick}
 fi
 scale_filter='^(fib|skynet)/'
@@ -69,8 +69,8 @@ t_start=$(date +%s)
 date_start=$(date -u +%Y-%m-%dT%H:%MZ)
 # The commit measured; -dirty when the sources differ from it (the report
 # and the README's results block aside).
-commit=$(git rev-parse --short HEAD)
-if [[ -n $(git status --porcelain -- . ':(exclude)bench/results' ':(exclude)README.md') ]]; then
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git status --porcelain -- . ':(exclude)bench/results' ':(exclude)README.md' 2>/dev/null) ]]; then
     commit+=-dirty
 fi
 
@@ -150,16 +150,19 @@ ncpu=$(nproc)
 scale_workers=()
 for ((w = 1; w <= ncpu; w *= 2)); do scale_workers+=("$w"); done
 [[ ${scale_workers[-1]} -eq $ncpu ]] || scale_workers+=("$ncpu")
+# Round by round, every worker count in turn within a round, as run_peers.sh
+# alternates the runtimes: a change in the machine's load between the
+# counts would otherwise pass for a change in speed-up.
+echo "=== scaling: ${scale_workers[*]} workers, $scale_runs rounds (tables in $raw/scaling.log)" >&2
+: >"$raw/scaling.log"
+for ((r = 1; r <= scale_runs; r++)); do
+    for w in "${scale_workers[@]}"; do
+        run WEFT_BENCH_WORKERS="$w" bash bench/run_peers.sh -n 1 -k "$scale_inner" \
+            -w "$scale_filter" -o "$raw/scaling-$w-$r.txt" "$build" >>"$raw/scaling.log"
+    done
+done
 for w in "${scale_workers[@]}"; do
-    if [[ $w -eq $workers ]]; then
-        # The main table ran these with as many workers: reuse its runs.
-        awk -v re="$scale_filter" '{ w = $1; sub(/^workload=/, "", w) } w ~ re' \
-            "$raw/peers-main.txt" >"$raw/scaling-$w.txt"
-        continue
-    fi
-    echo "=== scaling: $w worker(s)" >&2
-    run WEFT_BENCH_WORKERS="$w" bash bench/run_peers.sh -n "$scale_runs" -k "$scale_inner" \
-        -w "$scale_filter" -o "$raw/scaling-$w.txt" "$build"
+    cat "$raw/scaling-$w-"*.txt >"$raw/scaling-$w.txt"
 done
 
 echo "=== report" >&2

@@ -16,11 +16,6 @@ FNR == 1 { file++ }
 $1 == "section" { tsv_header(); next }
 {
     key = $col["section"] SUBSEP $col["workload"] SUBSEP $col["runtime"] SUBSEP $col["workers"]
-    # A scaling row at the main table's worker count repeats a peers row
-    # (scripts/bench.sh reuses those runs): compare it once, as peers.
-    alias = $col["workload"] SUBSEP $col["runtime"] SUBSEP $col["workers"]
-    if ($col["section"] == "peers") peers[file, alias] = 1
-    else if ($col["section"] == "scaling" && ((file, alias) in peers)) next
     if (file == 1) {
         omed[key] = $col["median"]; olo[key] = $col["min"]; ohi[key] = $col["max"]
         next

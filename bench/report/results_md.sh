@@ -84,8 +84,8 @@ $(part rss)
 ## Scaling with worker threads
 
 fib/30 and skynet/1M with WEFT_BENCH_WORKERS = 1, 2, 4, ... and the CPU
-count: $scale_runs runs per runtime and count, in turns, each 1 warm-up and
-$(runs_of "$scale_inner" "timed run"); at $workers workers, the runs of the table above.
+count: $scale_runs rounds; in each, every count in turn and, within a count,
+every runtime in turn; a run is 1 warm-up and $(runs_of "$scale_inner" "timed run").
 Median ms (min–max); the plot shows throughput, tasks per second (fib/30:
 1,346,268 spawns; skynet/1M: 1,111,111 tasks).
 
