@@ -39,6 +39,7 @@
  *       each channel's lock to remove it before returning.
  */
 #include <errno.h>
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,8 +52,10 @@
 
 struct weft_chan {
     uint32_t magic;
-    struct weft_spinlock lock;
-    bool closed;                     /* lock */
+    /* On a line of its own: lockers spinning on it do not pull the
+     * channel's state away from the holder in mid-section. */
+    alignas(WEFT_CACHELINE) struct weft_spinlock lock;
+    alignas(WEFT_CACHELINE) bool closed; /* lock */
     size_t elem_size, cap;           /* immutable */
     size_t head, len;                /* lock: ring of cap slots */
     struct weft_wait_queue senders;  /* lock; node->data: the value */
@@ -80,9 +83,10 @@ int weft_chan_create(weft_chan **out, size_t elem_size, size_t capacity) {
     *out = NULL;
     if (elem_size == 0 || elem_size > CHAN_MAX_ELEM || capacity > CHAN_MAX_CAP)
         return -EINVAL;
-    struct weft_chan *ch = calloc(1, sizeof *ch);
+    struct weft_chan *ch = aligned_alloc(alignof(struct weft_chan), sizeof *ch);
     if (!ch)
         return -ENOMEM;
+    memset(ch, 0, sizeof *ch);
     if (capacity) {
         ch->ring = malloc(capacity * elem_size);
         if (!ch->ring) {

@@ -42,8 +42,8 @@
 #define WEFT_MUTEX_STARVING_NS WEFT_MSEC
 /* Pauses a locker spins, at most, before it queues up; between two looks
  * at the lock it pauses twice as long as before, up to MAX_PAUSE. */
-#define WEFT_MUTEX_SPINS 512u
-#define WEFT_MUTEX_MAX_PAUSE 64u
+#define WEFT_MUTEX_SPINS 2048u
+#define WEFT_MUTEX_MAX_PAUSE 256u
 
 #define MUTEX_MAGIC 0x6d757478u /* "mutx" */
 #define COND_MAGIC 0x636f6e64u  /* "cond" */
@@ -52,6 +52,11 @@
 
 /* ---- Spinlock and queue ------------------------------------------------- */
 
+/* Pauses the object lock spins, at most, before it sleeps on its futex;
+ * between two looks it pauses twice as long as before, up to MAX_PAUSE. */
+#define SPIN_LOCK_PAUSES 1024u
+#define SPIN_LOCK_MAX_PAUSE 256u
+
 void weft__spin_lock(struct weft_spinlock *l) {
     uint32_t c = 0;
     /* acquire: pairs with the release exchange in weft__spin_unlock. */
@@ -59,8 +64,13 @@ void weft__spin_lock(struct weft_spinlock *l) {
                                                             memory_order_acquire,
                                                             memory_order_relaxed)))
         return;
-    for (int i = 0; i < 100; i++) {
-        weft__cpu_relax();
+    /* Exponential backoff between looks: each look pulls the line away
+     * from the holder, whose critical section is a few stores. */
+    for (unsigned spun = 0, pause = 1; spun < SPIN_LOCK_PAUSES; spun += pause) {
+        for (unsigned k = 0; k < pause; k++)
+            weft__cpu_relax();
+        if (pause < SPIN_LOCK_MAX_PAUSE)
+            pause *= 2;
         c = 0;
         if (atomic_load_explicit(&l->held, memory_order_relaxed) == 0 &&
             atomic_compare_exchange_weak_explicit(&l->held, &c, 1, memory_order_acquire,
