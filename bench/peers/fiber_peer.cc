@@ -1,6 +1,7 @@
 // bench/peers/fiber_peer.cc - Boost.Fiber with the work_stealing scheduler
-// running skynet, spawn+join, sleepers, and the channel and mutex
-// workloads (unbuffered_channel, buffered_channel, fibers::mutex). The
+// running skynet, spawn+join, spawn-all, sleepers, and the channel and
+// mutex workloads (unbuffered_channel, buffered_channel, fibers::mutex);
+// yield_pingpong alone runs on the main thread's round_robin. The
 // main thread and WEFT_BENCH_WORKERS - 1 (default 1) helper threads join
 // the scheduler; the helpers run fibers while they wait for the end. Stacks are
 // fixedsize_stack (malloc'ed, no guard page) of 16 KiB, in the spirit of
@@ -177,6 +178,50 @@ uint64_t run_mutex() {
     return n;
 }
 
+// PEER_SPAWN_ALL_N fibers, each storing 1 in its slot, then a join of
+// each in turn; PEER_SPAWN_ALL_ROUNDS rounds. launch::dispatch, as
+// everywhere here: a new fiber runs at once, until it ends or waits.
+uint64_t run_spawn_all() {
+    std::vector<uint64_t> res(PEER_SPAWN_ALL_N);
+    std::vector<boost::fibers::fiber> fibers;
+    fibers.reserve(PEER_SPAWN_ALL_N);
+    uint64_t sum = 0;
+    for (uint64_t r = 0; r < PEER_SPAWN_ALL_ROUNDS; r++) {
+        for (uint64_t i = 0; i < PEER_SPAWN_ALL_N; i++)
+            fibers.push_back(launch([&res, i] { res[i] = 1; }));
+        for (auto &f : fibers)
+            f.join();
+        fibers.clear();
+        for (uint64_t &x : res) {
+            sum += x;
+            x = 0;
+        }
+    }
+    return sum;
+}
+
+// Two fibers each call this_fiber::yield() PEER_YIELD_N times while main
+// waits in join. Only with one thread (main), on the default round_robin
+// scheduler: see main().
+uint64_t run_yield() {
+    uint64_t counts[2] = {};
+    boost::fibers::fiber a = launch([&counts] {
+        uint64_t n = 0;
+        for (; n < PEER_YIELD_N; n++)
+            boost::this_fiber::yield();
+        counts[0] = n;
+    });
+    boost::fibers::fiber b = launch([&counts] {
+        uint64_t n = 0;
+        for (; n < PEER_YIELD_N; n++)
+            boost::this_fiber::yield();
+        counts[1] = n;
+    });
+    a.join();
+    b.join();
+    return counts[0] + counts[1];
+}
+
 // Helper threads stay in the scheduler until main is done.
 std::mutex done_mtx;
 boost::fibers::condition_variable_any done_cv;
@@ -200,9 +245,13 @@ int main(int argc, char **argv) {
         {"chan_pingpong", run_pingpong, PEER_PINGPONG_WANT},
         {"chan_buffered_4x4", run_buffered, PEER_CHAN_WANT},
         {"mutex_contended", run_mutex, PEER_MUTEX_OPS},
+        {PEER_YIELD_WORKLOAD, run_yield, PEER_YIELD_WANT},
+        {"spawn_all/10k", run_spawn_all, PEER_SPAWN_ALL_WANT},
     };
-    // --list must not start threads: it answers at once.
-    if (argc == 2 && std::string(argv[1]) == "--list")
+    // --list must not start threads: it answers at once. yield_pingpong
+    // runs on one thread: main alone, with Boost.Fiber's default
+    // round_robin scheduler, as a single-threaded program would.
+    if ((argc == 2 && std::string(argv[1]) == "--list") || peer_one_worker(argc, argv))
         return peer_main(argc, argv, "boost.fiber", ws, sizeof(ws) / sizeof(ws[0]));
 
     unsigned threads = peer_threads();

@@ -77,6 +77,32 @@ static uint64_t run_spawn_join(void) {
     return sum;
 }
 
+/* PEER_SPAWN_ALL_N tasks, each storing 1 in its slot, then one taskwait;
+ * PEER_SPAWN_ALL_ROUNDS rounds. */
+static uint64_t run_spawn_all(void) {
+    uint64_t *res = calloc(PEER_SPAWN_ALL_N, sizeof(*res));
+    if (res == NULL) {
+        fprintf(stderr, "openmp: out of memory\n");
+        exit(1);
+    }
+    uint64_t sum = 0;
+#pragma omp parallel num_threads(threads) shared(res, sum)
+#pragma omp single
+    for (uint64_t r = 0; r < PEER_SPAWN_ALL_ROUNDS; r++) {
+        for (uint64_t i = 0; i < PEER_SPAWN_ALL_N; i++) {
+#pragma omp task shared(res) firstprivate(i)
+            res[i] = 1;
+        }
+#pragma omp taskwait
+        for (uint64_t i = 0; i < PEER_SPAWN_ALL_N; i++) {
+            sum += res[i];
+            res[i] = 0;
+        }
+    }
+    free(res);
+    return sum;
+}
+
 #endif /* !PEER_OMP_STATIC */
 
 #ifdef PEER_OMP_STATIC
@@ -110,6 +136,9 @@ int main(int argc, char **argv) {
 #endif
         {"pfor_balanced", run_pfor_balanced, PEER_PFOR_BAL_WANT},
         {"pfor_imbalanced", run_pfor_imbalanced, PEER_PFOR_IMB_WANT},
+#ifndef PEER_OMP_STATIC
+        {"spawn_all/10k", run_spawn_all, PEER_SPAWN_ALL_WANT},
+#endif
     };
     threads = (int)peer_threads();
 #ifdef PEER_OMP_STATIC

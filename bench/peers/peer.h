@@ -62,6 +62,24 @@
  * is ns per lock/increment/unlock. */
 #define PEER_MUTEX_TASKS 64
 #define PEER_MUTEX_OPS 1000000ull
+/* yield_pingpong: two tasks, started together from inside the runtime,
+ * each call the runtime's yield PEER_YIELD_N times and return how many
+ * times they did; the result is the total, 2 x PEER_YIELD_N. On one
+ * worker, whatever WEFT_BENCH_WORKERS says (weft: a runtime of 1 worker;
+ * Go: GOMAXPROCS(1) during the run; Boost.Fiber: the main thread's
+ * round_robin), so that each yield switches to the other task: ms is
+ * ns per round trip (one yield by each). The pthread peer runs two
+ * threads calling sched_yield(), which the kernel may put on two CPUs;
+ * oneTBB and OpenMP have no such yield and skip it. */
+#define PEER_YIELD_N 1000000ull
+#define PEER_YIELD_WANT (2 * PEER_YIELD_N)
+#define PEER_YIELD_WORKLOAD "yield_pingpong"
+/* spawn_all/10k: from inside the runtime, spawn PEER_SPAWN_ALL_N tasks
+ * that each return 1, then join them all; PEER_SPAWN_ALL_ROUNDS such
+ * rounds in a run. The result is the sum of the tasks' results. */
+#define PEER_SPAWN_ALL_N 10000ull
+#define PEER_SPAWN_ALL_ROUNDS 10ull
+#define PEER_SPAWN_ALL_WANT (PEER_SPAWN_ALL_N * PEER_SPAWN_ALL_ROUNDS)
 
 /* pfor_balanced, pfor_imbalanced: a parallel loop over PEER_PFOR_N
  * indices; index i computes peer_pfor_work(i, rounds) and the loop
@@ -109,6 +127,13 @@ static inline unsigned peer_threads(void) {
             return (unsigned)v;
     }
     return 2;
+}
+
+/* Whether the command line asks for a workload that runs on one worker
+ * thread (PEER_YIELD_WORKLOAD): a peer whose thread count is fixed for
+ * the process reads it before it starts its threads. */
+static inline int peer_one_worker(int argc, char **argv) {
+    return argc >= 2 && strcmp(argv[1], PEER_YIELD_WORKLOAD) == 0;
 }
 
 static inline double peer_now_ms(void) {

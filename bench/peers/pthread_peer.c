@@ -1,6 +1,6 @@
 /*
- * bench/peers/pthread_peer.c - the channel and mutex workloads on plain
- * POSIX threads, as a C program without fibers would write them: one
+ * bench/peers/pthread_peer.c - the channel, mutex and yield workloads on
+ * plain POSIX threads, as a C program without fibers would write them: one
  * thread per task, and for a channel the classic bounded queue, a ring
  * under a pthread_mutex_t with two condition variables (not empty, not
  * full).
@@ -13,6 +13,12 @@
  *   mutex_contended    PEER_MUTEX_TASKS threads and a default
  *                      pthread_mutex_t: as many threads as the other
  *                      peers have tasks, whatever WEFT_BENCH_WORKERS says
+ *   yield_pingpong     two threads calling sched_yield(), not pinned: the
+ *                      kernel may run them on two CPUs at once, and then
+ *                      a sched_yield() finds no one to switch to
+ *
+ * No spawn_all/10k: 10,000 threads at once is not what a C program would
+ * write.
  *
  * Threads are created and joined inside each timed run, as the other
  * peers start their tasks inside theirs.
@@ -21,6 +27,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #include "peer.h"
@@ -183,11 +190,33 @@ static uint64_t run_mutex(void) {
     return c.n;
 }
 
+/* ---- yield_pingpong ----------------------------------------------------- */
+
+static void *yielder(void *arg) {
+    uint64_t *count = arg;
+    uint64_t n = 0;
+    for (; n < PEER_YIELD_N; n++)
+        sched_yield();
+    *count = n;
+    return NULL;
+}
+
+static uint64_t run_yield(void) {
+    uint64_t counts[2] = {0, 0};
+    pthread_t t[2];
+    for (unsigned i = 0; i < 2; i++)
+        check(pthread_create(&t[i], NULL, yielder, &counts[i]), "create");
+    for (unsigned i = 0; i < 2; i++)
+        check(pthread_join(t[i], NULL), "join");
+    return counts[0] + counts[1];
+}
+
 int main(int argc, char **argv) {
     static const struct peer_workload ws[] = {
         {"chan_pingpong", run_pingpong, PEER_PINGPONG_WANT},
         {"chan_buffered_4x4", run_buffered, PEER_CHAN_WANT},
         {"mutex_contended", run_mutex, PEER_MUTEX_OPS},
+        {PEER_YIELD_WORKLOAD, run_yield, PEER_YIELD_WANT},
     };
     return peer_main(argc, argv, "pthread", ws, sizeof(ws) / sizeof(ws[0]));
 }

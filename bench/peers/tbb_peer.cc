@@ -9,6 +9,7 @@
 #include <oneapi/tbb/task_group.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "peer.h"
 
@@ -61,6 +62,24 @@ uint64_t run_spawn_join() {
     return sum;
 }
 
+// One task_group: run() PEER_SPAWN_ALL_N times, each task storing 1 in
+// its slot, then one wait(); PEER_SPAWN_ALL_ROUNDS rounds.
+uint64_t run_spawn_all() {
+    std::vector<uint64_t> res(PEER_SPAWN_ALL_N);
+    uint64_t sum = 0;
+    tbb::task_group g;
+    for (uint64_t r = 0; r < PEER_SPAWN_ALL_ROUNDS; r++) {
+        for (uint64_t i = 0; i < PEER_SPAWN_ALL_N; i++)
+            g.run([&res, i] { res[i] = 1; });
+        g.wait();
+        for (uint64_t &x : res) {
+            sum += x;
+            x = 0;
+        }
+    }
+    return sum;
+}
+
 // parallel_for with the default auto_partitioner; per-thread sums in a
 // combinable, added up at the end.
 template <typename Rounds>
@@ -93,6 +112,7 @@ int main(int argc, char **argv) {
         {"spawn_join/100k", run_spawn_join, PEER_SPAWN_JOIN_N},
         {"pfor_balanced", run_pfor_balanced, PEER_PFOR_BAL_WANT},
         {"pfor_imbalanced", run_pfor_imbalanced, PEER_PFOR_IMB_WANT},
+        {"spawn_all/10k", run_spawn_all, PEER_SPAWN_ALL_WANT},
     };
     tbb::global_control limit(tbb::global_control::max_allowed_parallelism, peer_threads());
     return peer_main(argc, argv, "tbb", ws, sizeof(ws) / sizeof(ws[0]));

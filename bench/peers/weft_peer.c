@@ -102,6 +102,62 @@ static uint64_t run_spawn_join(void) {
     return (uintptr_t)r;
 }
 
+/* ---- spawn_all/10k: as spawn_n_join_all/10000 in bench_spawn.c ---------- */
+
+static void *spawn_all_rounds(void *arg) {
+    weft_task **t = arg;
+    uint64_t sum = 0;
+    for (uint64_t r = 0; r < PEER_SPAWN_ALL_ROUNDS; r++) {
+        for (uint64_t i = 0; i < PEER_SPAWN_ALL_N; i++)
+            ok(weft_spawn(NULL, one, NULL, &t[i]), "spawn");
+        for (uint64_t i = 0; i < PEER_SPAWN_ALL_N; i++) {
+            void *res;
+            ok(weft_join(t[i], &res), "join");
+            sum += (uintptr_t)res;
+        }
+    }
+    return (void *)(uintptr_t)sum;
+}
+
+static uint64_t run_spawn_all(void) {
+    weft_task **t = malloc(PEER_SPAWN_ALL_N * sizeof(*t));
+    if (t == NULL)
+        ok(-ENOMEM, "malloc");
+    void *r;
+    ok(weft_run(rt, spawn_all_rounds, t, &r), "run");
+    free(t);
+    return (uintptr_t)r;
+}
+
+/* ---- yield_pingpong: as yield/roundtrip_two_fibers in bench_yield.c ------ */
+
+/* rt has 1 worker for this workload (main). */
+static void *yielder(void *arg) {
+    (void)arg;
+    uint64_t n = 0;
+    for (; n < PEER_YIELD_N; n++)
+        weft_yield();
+    return (void *)(uintptr_t)n;
+}
+
+/* Starts both, then waits in join: the worker alternates between them. */
+static void *yield_pair(void *arg) {
+    (void)arg;
+    weft_task *t[2];
+    ok(weft_spawn(NULL, yielder, NULL, &t[0]), "spawn");
+    ok(weft_spawn(NULL, yielder, NULL, &t[1]), "spawn");
+    void *r0, *r1;
+    ok(weft_join(t[0], &r0), "join");
+    ok(weft_join(t[1], &r1), "join");
+    return (void *)((uintptr_t)r0 + (uintptr_t)r1);
+}
+
+static uint64_t run_yield(void) {
+    void *r;
+    ok(weft_run(rt, yield_pair, NULL, &r), "run");
+    return (uintptr_t)r;
+}
+
 /* ---- sleepers/N ---------------------------------------------------------- */
 
 /* A sleeper needs little stack: 16 KiB, so that a million fit. */
@@ -331,8 +387,10 @@ int main(int argc, char **argv) {
         {"mutex_contended", run_mutex, PEER_MUTEX_OPS},
         {"pfor_balanced", run_pfor_balanced, PEER_PFOR_BAL_WANT},
         {"pfor_imbalanced", run_pfor_imbalanced, PEER_PFOR_IMB_WANT},
+        {PEER_YIELD_WORKLOAD, run_yield, PEER_YIELD_WANT},
+        {"spawn_all/10k", run_spawn_all, PEER_SPAWN_ALL_WANT},
     };
-    weft_config cfg = {.workers = peer_threads()};
+    weft_config cfg = {.workers = peer_one_worker(argc, argv) ? 1 : peer_threads()};
     ok(weft_runtime_create(&rt, &cfg), "runtime_create");
     int status = peer_main(argc, argv, "weft", ws, sizeof(ws) / sizeof(ws[0]));
     ok(weft_runtime_destroy(rt), "runtime_destroy");

@@ -1,5 +1,6 @@
 // Command go_peer runs the weft peer workloads on goroutines, with
-// GOMAXPROCS = WEFT_BENCH_WORKERS (default 2). Same command line and
+// GOMAXPROCS = WEFT_BENCH_WORKERS (default 2; 1 while yield_pingpong
+// runs). Same command line and
 // output as the C and C++ peers (bench/peers/peer.h):
 //
 //	go_peer --list
@@ -36,6 +37,8 @@ var workloads = []workload{
 	{"chan_pingpong", pingPong, pingPongN * (pingPongN + 1) / 2},
 	{"chan_buffered_4x4", buffered4x4, chanItems * (chanItems + 1) / 2},
 	{"mutex_contended", mutexContended, mutexOps},
+	{"yield_pingpong", yieldPingPong, 2 * yieldN},
+	{"spawn_all/10k", spawnAll, spawnAllN * spawnAllRounds},
 }
 
 // peakRSSKiB is the process's peak resident set so far, in KiB (Linux's
