@@ -102,30 +102,35 @@ static uint64_t run_spawn_join(void) {
     return (uintptr_t)r;
 }
 
-/* ---- spawn_all/10k: as spawn_n_join_all/10000 in bench_spawn.c ---------- */
+/* ---- spawn_all/10k: spawn N, then weft_gather (asyncio.gather) ---------- */
+
+struct spawn_all {
+    weft_task **t;
+    void **res;
+};
 
 static void *spawn_all_rounds(void *arg) {
-    weft_task **t = arg;
+    struct spawn_all *sa = arg;
     uint64_t sum = 0;
     for (uint64_t r = 0; r < PEER_SPAWN_ALL_ROUNDS; r++) {
         for (uint64_t i = 0; i < PEER_SPAWN_ALL_N; i++)
-            ok(weft_spawn(NULL, one, NULL, &t[i]), "spawn");
-        for (uint64_t i = 0; i < PEER_SPAWN_ALL_N; i++) {
-            void *res;
-            ok(weft_join(t[i], &res), "join");
-            sum += (uintptr_t)res;
-        }
+            ok(weft_spawn(NULL, one, NULL, &sa->t[i]), "spawn");
+        ok(weft_gather(sa->t, PEER_SPAWN_ALL_N, sa->res), "gather");
+        for (uint64_t i = 0; i < PEER_SPAWN_ALL_N; i++)
+            sum += (uintptr_t)sa->res[i];
     }
     return (void *)(uintptr_t)sum;
 }
 
 static uint64_t run_spawn_all(void) {
-    weft_task **t = malloc(PEER_SPAWN_ALL_N * sizeof(*t));
-    if (t == NULL)
+    struct spawn_all sa = {malloc(PEER_SPAWN_ALL_N * sizeof(*sa.t)),
+                           malloc(PEER_SPAWN_ALL_N * sizeof(*sa.res))};
+    if (sa.t == NULL || sa.res == NULL)
         ok(-ENOMEM, "malloc");
     void *r;
-    ok(weft_run(rt, spawn_all_rounds, t, &r), "run");
-    free(t);
+    ok(weft_run(rt, spawn_all_rounds, &sa, &r), "run");
+    free(sa.t);
+    free(sa.res);
     return (uintptr_t)r;
 }
 
