@@ -17,44 +17,23 @@
 
 /* ---- The peer loops ------------------------------------------------------ */
 
-static void balanced_body(size_t lo, size_t hi, void *acc, void *ctx) {
-    (void)ctx;
-    uint64_t sum = 0;
-    for (size_t i = lo; i < hi; i++)
-        sum += peer_pfor_work(i, PEER_PFOR_BAL_ROUNDS);
-    *(uint64_t *)acc += sum;
-}
-
-static void imbalanced_body(size_t lo, size_t hi, void *acc, void *ctx) {
-    (void)ctx;
-    uint64_t sum = 0;
-    for (size_t i = lo; i < hi; i++)
-        sum += peer_pfor_work(i, peer_pfor_imb_rounds(i));
-    *(uint64_t *)acc += sum;
-}
-
-static void add_u64(void *left, const void *right, void *ctx) {
-    (void)ctx;
-    *(uint64_t *)left += *(const uint64_t *)right;
-}
-
 static uint64_t run_loop(struct wb_ctx *c, uint64_t iterations, weft_reduce_fn body,
                          uint64_t want, const char *what) {
     for (uint64_t it = 0; it < iterations; it++) {
         uint64_t zero = 0, sum = 0;
         WB_CHECK_OK(weft_parallel_reduce(c->rt, 0, PEER_PFOR_N, 0, &zero, sizeof zero,
-                                         body, add_u64, NULL, &sum));
+                                         body, peer_add_u64, NULL, &sum));
         WB_CHECK_EQ(what, sum, want);
     }
     return iterations * PEER_PFOR_N;
 }
 
 static uint64_t balanced_run(struct wb_ctx *c, uint64_t iterations) {
-    return run_loop(c, iterations, balanced_body, PEER_PFOR_BAL_WANT, "pfor_balanced");
+    return run_loop(c, iterations, peer_pfor_balanced_body, PEER_PFOR_BAL_WANT, "pfor_balanced");
 }
 
 static uint64_t imbalanced_run(struct wb_ctx *c, uint64_t iterations) {
-    return run_loop(c, iterations, imbalanced_body, PEER_PFOR_IMB_WANT, "pfor_imbalanced");
+    return run_loop(c, iterations, peer_pfor_imbalanced_body, PEER_PFOR_IMB_WANT, "pfor_imbalanced");
 }
 
 /* ---- pfor_overhead/N ----------------------------------------------------- */
@@ -73,7 +52,7 @@ static void *overhead_fiber(void *arg) {
     for (uint64_t it = 0; it < o->iterations; it++) {
         uint64_t zero = 0, count = 0;
         WB_CHECK_OK(weft_parallel_reduce(NULL, 0, o->n, 0, &zero, sizeof zero, count_body,
-                                         add_u64, NULL, &count));
+                                         peer_add_u64, NULL, &count));
         WB_CHECK_EQ("pfor_overhead", count, o->n);
     }
     return NULL;

@@ -112,6 +112,29 @@ static inline uint64_t peer_pfor_imb_rounds(uint64_t i) {
     return 1 + i * PEER_PFOR_IMB_ROUNDS / PEER_PFOR_N;
 }
 
+/* weft's reduce bodies for the two loops (weft_reduce_fn, weft_combine_fn),
+ * shared by weft_peer and weft_bench: a uint64_t accumulator. */
+static inline void peer_pfor_balanced_body(size_t lo, size_t hi, void *acc, void *ctx) {
+    (void)ctx;
+    uint64_t sum = 0;
+    for (size_t i = lo; i < hi; i++)
+        sum += peer_pfor_work(i, PEER_PFOR_BAL_ROUNDS);
+    *(uint64_t *)acc += sum;
+}
+
+static inline void peer_pfor_imbalanced_body(size_t lo, size_t hi, void *acc, void *ctx) {
+    (void)ctx;
+    uint64_t sum = 0;
+    for (size_t i = lo; i < hi; i++)
+        sum += peer_pfor_work(i, peer_pfor_imb_rounds(i));
+    *(uint64_t *)acc += sum;
+}
+
+static inline void peer_add_u64(void *left, const void *right, void *ctx) {
+    (void)ctx;
+    *(uint64_t *)left += *(const uint64_t *)right;
+}
+
 struct peer_workload {
     const char *name;
     uint64_t (*run)(void);

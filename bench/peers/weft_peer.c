@@ -346,38 +346,17 @@ static uint64_t run_mutex(void) {
 
 /* ---- pfor_balanced, pfor_imbalanced --------------------------------------- */
 
-static void pfor_balanced_body(size_t lo, size_t hi, void *acc, void *ctx) {
-    (void)ctx;
-    uint64_t sum = 0;
-    for (size_t i = lo; i < hi; i++)
-        sum += peer_pfor_work(i, PEER_PFOR_BAL_ROUNDS);
-    *(uint64_t *)acc += sum;
-}
-
-static void pfor_imbalanced_body(size_t lo, size_t hi, void *acc, void *ctx) {
-    (void)ctx;
-    uint64_t sum = 0;
-    for (size_t i = lo; i < hi; i++)
-        sum += peer_pfor_work(i, peer_pfor_imb_rounds(i));
-    *(uint64_t *)acc += sum;
-}
-
-static void add_u64(void *left, const void *right, void *ctx) {
-    (void)ctx;
-    *(uint64_t *)left += *(const uint64_t *)right;
-}
-
 /* From the main thread, as an OpenMP or TBB program calls its loop. */
 static uint64_t run_pfor(weft_reduce_fn body) {
     uint64_t zero = 0, sum = 0;
-    ok(weft_parallel_reduce(rt, 0, PEER_PFOR_N, 0, &zero, sizeof zero, body, add_u64,
+    ok(weft_parallel_reduce(rt, 0, PEER_PFOR_N, 0, &zero, sizeof zero, body, peer_add_u64,
                             NULL, &sum),
        "parallel_reduce");
     return sum;
 }
 
-static uint64_t run_pfor_balanced(void) { return run_pfor(pfor_balanced_body); }
-static uint64_t run_pfor_imbalanced(void) { return run_pfor(pfor_imbalanced_body); }
+static uint64_t run_pfor_balanced(void) { return run_pfor(peer_pfor_balanced_body); }
+static uint64_t run_pfor_imbalanced(void) { return run_pfor(peer_pfor_imbalanced_body); }
 
 int main(int argc, char **argv) {
     static const struct peer_workload ws[] = {
