@@ -311,8 +311,9 @@ WEFT_EXPORT const char *weft_strerror(int err);
  * -EPIPE, wait returns the same status again at once, and every task's
  * result stays readable (weft_group_result) until weft_group_destroy.
  * A group must be waited for before it is destroyed (-EBUSY otherwise):
- * destroy never blocks and never leaves a task running. Destroy groups
- * before their runtime.
+ * destroy never blocks and never leaves a task running. A waited-for
+ * group may outlive its runtime: its results stay readable and it is
+ * destroyed as usual.
  */
 typedef struct weft_group weft_group;
 

@@ -94,6 +94,7 @@ struct weft_group {
     /* Atomic, relaxed: a misuse check, as the runtime's magic. */
     _Atomic uint64_t magic;
     weft_runtime *rt;
+    uint64_t rt_incarnation;         /* rt's, at create */
 
     /* -- Shared. -- */
     _Atomic int64_t pending;         /* G1: CAS up, fetch_sub down */
@@ -230,6 +231,7 @@ int weft_group_create(weft_group **out, weft_runtime *rt) {
     if (!g)
         return -ENOMEM;
     g->rt = rt;
+    g->rt_incarnation = rt->incarnation;
     atomic_init(&g->pending, 1); /* the open reference */
     atomic_init(&g->open, 1);
     atomic_init(&g->count, 0);
@@ -408,7 +410,11 @@ int weft_group_destroy(weft_group *group) {
     if (!finished(g))
         return -EBUSY;
     atomic_store_explicit(&g->magic, 0, memory_order_relaxed);
-    size_t n = atomic_load_explicit(&g->count, memory_order_relaxed);
+    /* Once its runtime is destroyed, the tasks' records went with it: the
+     * handles are dead, nothing to detach. */
+    size_t n = weft__runtime_is(g->rt, g->rt_incarnation)
+                   ? atomic_load_explicit(&g->count, memory_order_relaxed)
+                   : 0;
     for (size_t i = 0; i < n; i++) {
         struct group_rec *r = rec_at(g, i, false);
         weft_task *t = r ? atomic_load_explicit(&r->task, memory_order_relaxed) : NULL;

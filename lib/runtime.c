@@ -37,6 +37,15 @@ static struct weft_runtime *runtime_alloc(void) {
     return rt;
 }
 
+/* Runtimes created so far (weft__runtime_is). */
+static _Atomic uint64_t incarnations;
+
+bool weft__runtime_is(const weft_runtime *rt, uint64_t incarnation) {
+    return atomic_load_explicit(&((struct weft_runtime *)rt)->magic, memory_order_relaxed) ==
+               WEFT_RUNTIME_MAGIC &&
+           rt->incarnation == incarnation;
+}
+
 static void runtime_retire(struct weft_runtime *rt) {
     atomic_store_explicit(&rt->magic, 0, memory_order_relaxed);
     pthread_mutex_lock(&retired_lock);
@@ -105,6 +114,8 @@ int weft_runtime_create(weft_runtime **out, const weft_config *cfg) {
     rc = weft__sched_start(&rt->sched);
     if (rc)
         goto fail_start;
+    /* relaxed: a counter; only its uniqueness matters. */
+    rt->incarnation = atomic_fetch_add_explicit(&incarnations, 1, memory_order_relaxed) + 1;
     atomic_store_explicit(&rt->magic, WEFT_RUNTIME_MAGIC, memory_order_relaxed);
     *out = rt;
     errno = saved_errno;

@@ -19,9 +19,16 @@ struct weft_runtime {
     _Atomic uint32_t destroying;   /* set once by weft_runtime_destroy */
     struct weft_sched sched;
     struct weft_runtime *retired_next; /* runtime.c, retired_lock */
+    /* Which create this is: unique for the process's life (the object is
+     * reused after destroy, its incarnation is not). Immutable while live. */
+    uint64_t incarnation;
 };
 
 /* rt's scheduler, or NULL if rt is not a live runtime. */
 struct weft_sched *weft__runtime_sched(weft_runtime *rt);
+
+/* Whether rt is still the live runtime of that incarnation (not destroyed
+ * since, nor destroyed and created again). rt must have been a runtime. */
+bool weft__runtime_is(const weft_runtime *rt, uint64_t incarnation);
 
 #endif /* WEFT_RUNTIME_H */

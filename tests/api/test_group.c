@@ -462,6 +462,29 @@ static void test_cancel_half_way_leaks_nothing(void **state) {
     }
 }
 
+/* A waited-for group outlives its runtime: results readable, destroy
+ * touches nothing of the runtime's (ASan would see it). */
+static void test_group_outlives_its_runtime(void **state) {
+    (void)state;
+    reset_counts();
+    for (int round = 0; round < 3; round++) {
+        weft_runtime *rt = wt_runtime_new(2);
+        assert_non_null(rt);
+        weft_group *g = NULL;
+        assert_int_equal(weft_group_create(&g, rt), 0);
+        for (int i = 0; i < 50; i++)
+            assert_int_equal(weft_group_spawn(g, twice, WT_PTR(1000 + i), NULL), 0);
+        assert_int_equal(weft_group_wait(g), 0);
+        assert_int_equal(weft_runtime_destroy(rt), 0);
+        /* A new runtime may reuse the old one's memory: still not ours. */
+        weft_runtime *next = wt_runtime_new(1);
+        assert_non_null(next);
+        check_results_twice(g, 50);
+        assert_int_equal(weft_group_destroy(g), 0);
+        assert_int_equal(weft_runtime_destroy(next), 0);
+    }
+}
+
 /* ---- A task that never gets a stack ------------------------------------ */
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -543,6 +566,7 @@ int main(void) {
         RT_TEST(test_second_waiter_busy),
         RT_TEST(test_task_waits_own_group_edeadlk),
         RT_TEST(test_cancel_half_way_leaks_nothing),
+        cmocka_unit_test(test_group_outlives_its_runtime),
         cmocka_unit_test(test_task_without_stack_fails_the_group),
     };
     return cmocka_run_group_tests_name("api.group", tests, NULL, NULL);
