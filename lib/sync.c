@@ -57,6 +57,26 @@
 #define SPIN_LOCK_PAUSES 1024u
 #define SPIN_LOCK_MAX_PAUSE 256u
 
+/* Spin until *word goes from 0 to 1 by our CAS (true), for at most
+ * `budget` pauses. Exponential backoff, up to max_pause pauses between
+ * looks: each look pulls the line away from the holder, so the longer it
+ * holds it the less often we look. acquire: pairs with the holder's
+ * release of the word. */
+static bool take_with_backoff(_Atomic uint32_t *word, unsigned budget, unsigned max_pause) {
+    for (unsigned spun = 0, pause = 1; spun < budget; spun += pause) {
+        uint32_t expect = 0;
+        if (atomic_load_explicit(word, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(word, &expect, 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+        for (unsigned k = 0; k < pause; k++)
+            weft__cpu_relax();
+        if (pause < max_pause)
+            pause *= 2;
+    }
+    return false;
+}
+
 void weft__spin_lock(struct weft_spinlock *l) {
     uint32_t c = 0;
     /* acquire: pairs with the release exchange in weft__spin_unlock. */
@@ -64,19 +84,8 @@ void weft__spin_lock(struct weft_spinlock *l) {
                                                             memory_order_acquire,
                                                             memory_order_relaxed)))
         return;
-    /* Exponential backoff between looks: each look pulls the line away
-     * from the holder, whose critical section is a few stores. */
-    for (unsigned spun = 0, pause = 1; spun < SPIN_LOCK_PAUSES; spun += pause) {
-        for (unsigned k = 0; k < pause; k++)
-            weft__cpu_relax();
-        if (pause < SPIN_LOCK_MAX_PAUSE)
-            pause *= 2;
-        c = 0;
-        if (atomic_load_explicit(&l->held, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&l->held, &c, 1, memory_order_acquire,
-                                                  memory_order_relaxed))
-            return;
-    }
+    if (take_with_backoff(&l->held, SPIN_LOCK_PAUSES, SPIN_LOCK_MAX_PAUSE))
+        return;
     /* Contended: mark it so, and sleep until it is free. */
     while (atomic_exchange_explicit(&l->held, 2, memory_order_acquire) != 0)
         weft__park_wait(&l->held, 2, WEFT_FOREVER);
@@ -228,21 +237,10 @@ static void take(struct mutex_impl *mi, uintptr_t id) {
 }
 
 static int mutex_lock_slow(struct mutex_impl *mi, uintptr_t id) {
-    /* Exponential backoff: each look pulls the lock's line away from the
-     * holder's core, so the longer it is held the less often we look. */
-    for (unsigned spun = 0, pause = 1; spun < WEFT_MUTEX_SPINS; spun += pause) {
-        uint32_t expect = 0;
-        if (atomic_load_explicit(&mi->state, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&mi->state, &expect, 1,
-                                                  memory_order_acquire,
-                                                  memory_order_relaxed)) {
-            take(mi, id);
-            return 0;
-        }
-        for (unsigned k = 0; k < pause; k++)
-            weft__cpu_relax();
-        if (pause < WEFT_MUTEX_MAX_PAUSE)
-            pause *= 2;
+    /* acquire (inside): the previous holder's release in unlock. */
+    if (take_with_backoff(&mi->state, WEFT_MUTEX_SPINS, WEFT_MUTEX_MAX_PAUSE)) {
+        take(mi, id);
+        return 0;
     }
     struct weft_wait_node n;
     uint64_t since = weft_now();
