@@ -63,15 +63,9 @@ struct weft_chan {
     unsigned char *ring;             /* cap * elem_size bytes */
 };
 
-/* One blocked weft_chan_select: its nodes' shared waiter and claim. */
+/* struct weft_select's claim (sync.h): open, case + 1, or abandoned. */
 #define SELECT_OPEN 0u
 #define SELECT_ABANDONED UINT32_MAX
-struct weft_select {
-    /* SELECT_OPEN, then case + 1 of the node that won it, or
-     * SELECT_ABANDONED (timeout, cancel). Written once, by a CAS. */
-    _Atomic uint32_t claim;
-    struct weft_waiter waiter;
-};
 
 static struct weft_chan *chan_ok(weft_chan *ch) {
     return ch && ch->magic == CHAN_MAGIC ? ch : NULL;
@@ -144,19 +138,6 @@ static struct weft_wait_node *take_live(struct weft_wait_queue *q) {
     return live;
 }
 
-/* After unlocking: complete a claimed node (Q2 in sync.h). */
-static void node_complete(struct weft_wait_node *n, int result) {
-    n->result = result;
-    weft__waiter_signal(n->select ? &n->select->waiter : &n->waiter);
-}
-
-static void chain_complete(struct weft_wait_node *n, int result) {
-    while (n) {
-        struct weft_wait_node *next = n->next; /* n may vanish once woken */
-        node_complete(n, result);
-        n = next;
-    }
-}
 
 /* ---- One operation, lock held -------------------------------------------- */
 
@@ -240,7 +221,7 @@ static int op_until(weft_chan *chan, weft_chan_op op, void *elem, uint64_t deadl
     }
     weft__spin_unlock(&ch->lock);
     if (done)
-        node_complete(done, 0);
+        weft__node_wake(done, 0);
     return rc;
 }
 
@@ -312,7 +293,7 @@ static size_t try_each(const weft_chan_case *cases, size_t n, size_t start, int 
         *rc = op_locked(ch, cases[i].op, cases[i].elem, &done);
         weft__spin_unlock(&ch->lock);
         if (done)
-            node_complete(done, 0);
+            weft__node_wake(done, 0);
         if (*rc != -EAGAIN)
             return i;
     }
@@ -391,7 +372,7 @@ static size_t wait_cases(const weft_chan_case *cases, size_t n, size_t start,
             if (sel.waiter.fiber)
                 weft__wait_abort(sel.waiter.fiber);
             if (done)
-                node_complete(done, 0);
+                weft__node_wake(done, 0);
             return i;
         }
     }
@@ -470,8 +451,8 @@ int weft_chan_close(weft_chan *chan) {
     struct weft_wait_node *senders = take_live(&ch->senders);
     struct weft_wait_node *receivers = take_live(&ch->receivers);
     weft__spin_unlock(&ch->lock);
-    chain_complete(senders, -EPIPE);
-    chain_complete(receivers, -EPIPE);
+    weft__node_wake_chain(senders, -EPIPE);
+    weft__node_wake_chain(receivers, -EPIPE);
     return 0;
 }
 

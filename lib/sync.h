@@ -48,6 +48,15 @@ static inline void weft__spin_unlock(struct weft_spinlock *l) {
 
 /* ---- Wait queue --------------------------------------------------------- */
 
+/* One blocked weft_chan_select (chan.c): the waiter its nodes share, and
+ * the claim that lets exactly one of them complete. */
+struct weft_select {
+    /* Open, then the winning case + 1, or abandoned (timeout, cancel).
+     * Written once, by a CAS (chan.c). */
+    _Atomic uint32_t claim;
+    struct weft_waiter waiter;
+};
+
 struct weft_wait_node {
     struct weft_waiter waiter;
     struct weft_wait_node *prev, *next; /* lock */
@@ -85,10 +94,11 @@ struct weft_wait_node *weft__queue_take_all(struct weft_wait_queue *q);
 int weft__node_wait(struct weft_spinlock *lock, struct weft_wait_queue *q,
                     struct weft_wait_node *n, uint64_t deadline);
 
-/* Signal a node taken off its queue, after unlocking (Q2). */
+/* Signal a node taken off its queue, after unlocking (Q2): its own
+ * waiter, or its select's. */
 static inline void weft__node_wake(struct weft_wait_node *n, int result) {
     n->result = result;
-    weft__waiter_signal(&n->waiter);
+    weft__waiter_signal(n->select ? &n->select->waiter : &n->waiter);
 }
 
 /* Wake every node of a chain from weft__queue_take_all, after unlocking
