@@ -203,19 +203,26 @@ static void group_fail(struct weft_group *g, int err) {
 
 /* ---- Tasks -------------------------------------------------------------- */
 
-static void *task_main(void *arg) {
-    struct group_rec *r = arg;
+/* A task's end, run or not: its record (R2), the group's status, and its
+ * count. */
+static void task_finish(struct group_rec *r, void *result, int status) {
     struct weft_group *g = r->group;
-    void *result = NULL;
-    /* relaxed: a shortcut only; a cancel after this load reaches the task
-     * through its own flag (weft__task_request_cancel). */
-    bool skip = atomic_load_explicit(&g->cancelled, memory_order_relaxed) || weft_cancelled();
-    int status = skip ? -ECANCELED : r->fn(r->arg, &result);
     r->result = result;
     r->status = status;
     if (status)
         group_fail(g, status);
     release(g, 1);
+}
+
+static void *task_main(void *arg) {
+    struct group_rec *r = arg;
+    void *result = NULL;
+    /* relaxed: a shortcut only; a cancel after this load reaches the task
+     * through its own flag (weft__task_request_cancel). */
+    bool skip = atomic_load_explicit(&r->group->cancelled, memory_order_relaxed) ||
+                weft_cancelled();
+    int status = skip ? -ECANCELED : r->fn(r->arg, &result);
+    task_finish(r, result, status);
     return NULL;
 }
 
@@ -247,12 +254,7 @@ int weft_group_create(weft_group **out, weft_runtime *rt) {
 
 /* A task whose body never ran (no stack for it): it fails with err. */
 static void task_unrun(void *arg, int err) {
-    struct group_rec *r = arg;
-    struct weft_group *g = r->group;
-    r->result = NULL;
-    r->status = err;
-    group_fail(g, err);
-    release(g, 1);
+    task_finish(arg, NULL, err);
 }
 
 /* Spawn the task of record r. The caller holds two counts: the task's
