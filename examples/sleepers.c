@@ -138,11 +138,11 @@ int main(int argc, char **argv) {
     uint64_t *late = malloc((size_t)n * sizeof *late);
     if (!late)
         return 1;
-    for (long i = 0; i < n; i++)
-        late[i] = s[i].lateness;
     uint64_t last_start = start;
-    for (long i = 0; i < n; i++)
+    for (long i = 0; i < n; i++) {
+        late[i] = s[i].lateness;
         last_start = s[i].started > last_start ? s[i].started : last_start;
+    }
     qsort(late, (size_t)n, sizeof *late, cmp_u64);
     long rss = peak_rss_kib();
     double per_fiber = (double)(rss - rss_before) * 1024.0 / (double)n;
