@@ -16,6 +16,8 @@
  *       in first, which keeps the lock hot and avoids convoys.
  *   A woken waiter retries with exchange(state, 2), so the contended mark
  *   is never lost while the queue is not empty.
+ *   The spin is skipped by a fiber whose worker has other work
+ *   (may_spin): it queues at once and the worker runs that work.
  *   Not a cancellation point.
  *
  * Condition
@@ -236,9 +238,22 @@ static void take(struct mutex_impl *mi, uintptr_t id) {
     atomic_store_explicit(&mi->owner, id, memory_order_relaxed);
 }
 
+/* Whether a locker that found the mutex held should spin before it
+ * queues: a plain thread, or a fiber whose worker has nothing else to
+ * run. A fiber with local work queues at once: its worker runs that work
+ * meanwhile, and the holder's unlock wakes it onto the holder's worker,
+ * so under heavy contention the lockers gather on one worker, where they
+ * cannot contend (a fiber is never preempted in its critical section),
+ * instead of pulling the lock's line between cores at every acquisition
+ * (Go's canSpin asks the same of the local run queue). */
+static bool may_spin(void) {
+    struct weft_worker *w = weft__sched_worker();
+    return !w || !w->current || !weft__sched_has_local_work(w);
+}
+
 static int mutex_lock_slow(struct mutex_impl *mi, uintptr_t id) {
     /* acquire (inside): the previous holder's release in unlock. */
-    if (take_with_backoff(&mi->state, WEFT_MUTEX_SPINS, WEFT_MUTEX_MAX_PAUSE)) {
+    if (may_spin() && take_with_backoff(&mi->state, WEFT_MUTEX_SPINS, WEFT_MUTEX_MAX_PAUSE)) {
         take(mi, id);
         return 0;
     }
