@@ -273,7 +273,7 @@ static int check_cases(const weft_chan_case *cases, size_t n) {
 /* Where the cases are first tried from: per-thread xorshift, seeded from
  * the thread's own address (no two threads share a start sequence). */
 static size_t random_start(size_t n) {
-    static _Thread_local uint32_t state;
+    static WEFT_TLS uint32_t state;
     uint32_t x = state ? state : (uint32_t)(uintptr_t)&state | 1u;
     x ^= x << 13;
     x ^= x >> 17;

@@ -148,7 +148,7 @@ enum { PARK_RUNNING = 0, PARK_IDLE = 1, PARK_NOTIFIED = 2 };
 /* The worker of the calling thread. Set once when a worker thread starts
  * and never changed: a thread's value is always right. Read only through
  * weft__sched_worker() (see sched.h). */
-static _Thread_local struct weft_worker *tls_worker;
+static WEFT_TLS struct weft_worker *tls_worker;
 
 WEFT_NOINLINE struct weft_worker *weft__sched_worker(void) {
     /* Keep the compiler from treating this as a pure function and

@@ -180,7 +180,7 @@ bool weft__self_cancelled(void) {
 #define LOCK_ID_BLOCK 4096u
 static _Atomic uint64_t lock_id_blocks;
 /* Thread-locals read and written with no switch in between. */
-static _Thread_local uint64_t lock_id_next, lock_id_end;
+static WEFT_TLS uint64_t lock_id_next, lock_id_end;
 
 static uint64_t new_lock_id(void) {
     if (lock_id_next == lock_id_end) {

@@ -104,8 +104,8 @@ struct weft_timer {
 
 /* Submissions, and cancels, by the calling thread since it last swept
  * (per thread: no shared counter on the arm path). */
-static _Thread_local uint32_t submissions;
-static _Thread_local uint32_t cancels;
+static WEFT_TLS uint32_t submissions;
+static WEFT_TLS uint32_t cancels;
 
 uint64_t weft_now(void) {
     struct timespec ts;

@@ -135,7 +135,7 @@ static pthread_key_t parker_key;
 static pthread_once_t parker_once = PTHREAD_ONCE_INIT;
 /* The calling thread's parker. Plain threads only: a thread never
  * migrates, so a thread-local is safe here. */
-static _Thread_local struct weft_parker *tls_parker;
+static WEFT_TLS struct weft_parker *tls_parker;
 
 static void parker_release(void *p) {
     struct weft_parker *pk = p;
