@@ -1,11 +1,21 @@
 /* lib/fiber.c - control block allocation and reference counting. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "fiber.h"
 
-/* Blocks per chunk: one malloc per 256 spawns at the most. */
+/* Blocks in the first chunk: 64 KiB. Each next chunk holds twice as
+ * many, up to CHUNK_BLOCKS_MAX (16 MiB). */
 #define CHUNK_BLOCKS 256u
+#define CHUNK_BLOCKS_MAX 65536u
+
+/* At the start of every chunk, one cache line: blocks stay aligned. */
+struct weft_fiber_chunk {
+    struct weft_fiber_chunk *next;
+    size_t len;               /* bytes mapped, header included */
+};
+#define CHUNK_HEADER ((size_t)WEFT_CACHELINE)
 
 static size_t block_size(void) {
     return (sizeof(struct weft_fiber) + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1);
@@ -16,43 +26,73 @@ void weft__fiber_pool_init(struct weft_fiber_pool *pool) {
     pool->free = NULL;
     pool->nfree = 0;
     pool->chunks = NULL;
-    pool->nchunks = pool->chunks_cap = 0;
+    pool->nchunks = 0;
+    pool->carve = NULL;
+    pool->carve_left = 0;
 }
 
 void weft__fiber_pool_fini(struct weft_fiber_pool *pool) {
-    for (size_t i = 0; i < pool->nchunks; i++)
-        free(pool->chunks[i]);
-    free(pool->chunks);
-    pool->chunks = NULL;
-    pool->nchunks = pool->chunks_cap = 0;
+    while (pool->chunks) {
+        struct weft_fiber_chunk *c = pool->chunks;
+        pool->chunks = c->next;
+        munmap(c, c->len);
+    }
+    pool->nchunks = 0;
+    pool->carve = NULL;
+    pool->carve_left = 0;
     pool->free = NULL;
     pool->nfree = 0;
     pthread_mutex_destroy(&pool->lock);
 }
 
-/* Caller holds pool->lock. A new chunk's blocks go on the free list. */
+/* Caller holds pool->lock, and the newest chunk is used up: map the next
+ * one. Its blocks are carved later (P1). */
 static bool grow_locked(struct weft_fiber_pool *pool) {
-    if (pool->nchunks == pool->chunks_cap) {
-        size_t cap = pool->chunks_cap ? 2 * pool->chunks_cap : 16;
-        void **chunks = realloc(pool->chunks, cap * sizeof *chunks);
-        if (!chunks)
-            return false;
-        pool->chunks = chunks;
-        pool->chunks_cap = cap;
-    }
-    char *chunk = aligned_alloc(WEFT_CACHELINE, CHUNK_BLOCKS * block_size());
-    if (!chunk)
+    size_t blocks = CHUNK_BLOCKS_MAX;
+    if (pool->nchunks < 16 && ((size_t)CHUNK_BLOCKS << pool->nchunks) < blocks)
+        blocks = (size_t)CHUNK_BLOCKS << pool->nchunks;
+    size_t len = CHUNK_HEADER + blocks * block_size();
+    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
         return false;
-    pool->chunks[pool->nchunks++] = chunk;
-    for (unsigned i = 0; i < CHUNK_BLOCKS; i++) {
-        struct weft_fiber *f = (struct weft_fiber *)(void *)(chunk + i * block_size());
+    struct weft_fiber_chunk *c = base;
+    c->next = pool->chunks;
+    c->len = len;
+    pool->chunks = c;
+    pool->nchunks++;
+    pool->carve = (char *)base + CHUNK_HEADER;
+    pool->carve_left = blocks;
+    return true;
+}
+
+/* Caller holds pool->lock and the free list is empty: reserve up to n
+ * never-used blocks (at least one; none when out of memory). */
+static size_t carve_locked(struct weft_fiber_pool *pool, size_t n, char **first) {
+    if (!pool->carve_left && !grow_locked(pool))
+        return 0;
+    size_t k = n < pool->carve_left ? n : pool->carve_left;
+    *first = pool->carve;
+    pool->carve += k * block_size();
+    pool->carve_left -= k;
+    return k;
+}
+
+/* Blocks reserved by carve_locked: the first is returned, the rest go to
+ * cache. Outside the lock: this is what faults their pages in. */
+static struct weft_fiber *init_carved(struct weft_fiber_pool *pool,
+                                      struct weft_fiber_cache *cache, char *first,
+                                      size_t k) {
+    for (size_t i = k; i-- > 0;) {
+        struct weft_fiber *f = (struct weft_fiber *)(void *)(first + i * block_size());
         atomic_init(&f->magic, WEFT_FIBER_DEAD);
         f->pool = pool;
-        f->qnext = pool->free;
-        pool->free = f;
+        if (i == 0)
+            return f;
+        f->qnext = cache->head;
+        cache->head = f;
+        cache->count++;
     }
-    pool->nfree += CHUNK_BLOCKS;
-    return true;
+    return NULL;
 }
 
 /* Move up to n blocks from the pool into cache (or just one out, when
@@ -60,9 +100,11 @@ static bool grow_locked(struct weft_fiber_pool *pool) {
 static struct weft_fiber *take_from_pool(struct weft_fiber_pool *pool,
                                          struct weft_fiber_cache *cache, unsigned n) {
     pthread_mutex_lock(&pool->lock);
-    if (!pool->free && !grow_locked(pool)) {
+    if (!pool->free) {
+        char *first = NULL;
+        size_t k = carve_locked(pool, cache ? n : 1, &first);
         pthread_mutex_unlock(&pool->lock);
-        return NULL;
+        return k ? init_carved(pool, cache, first, k) : NULL;
     }
     struct weft_fiber *f = pool->free;
     pool->free = f->qnext;

@@ -120,16 +120,28 @@ struct weft_fiber {
  * still points to readable memory, the dead-handle checks are safe, and
  * destroy frees every block, consumed or not, at once.
  *
+ * Chunks are mmap'ed, each twice the size of the one before up to a cap,
+ * and carved into blocks only as blocks are needed: a million fibers take
+ * a couple of dozen mmaps, and a chunk's pages are touched (faulted in)
+ * only as far as it is carved. Blocks from malloc cost a worker thread's
+ * arena an mprotect per growth step, each taking the process's mmap lock
+ * for writing and stalling every other thread's page faults meanwhile.
+ *
  * Invariants:
- *   P1  a free block is in exactly one list: a worker's cache or the pool.
+ *   P1  a free block is in exactly one list: a worker's cache or the pool;
+ *       a block never handed out is past `carve` in the newest chunk.
  *   P2  blocks are freed only by weft__fiber_pool_fini().
  */
+struct weft_fiber_chunk;
+
 struct weft_fiber_pool {
     pthread_mutex_t lock;
     struct weft_fiber *free;  /* lock */
     size_t nfree;             /* lock */
-    void **chunks;            /* lock */
-    size_t nchunks, chunks_cap;
+    struct weft_fiber_chunk *chunks; /* lock; newest first */
+    size_t nchunks;           /* lock */
+    char *carve;              /* lock: the newest chunk's first unused block */
+    size_t carve_left;        /* lock: unused blocks from carve on */
 };
 
 /* Per-worker cache of free control blocks. Owner worker only. */

@@ -3,6 +3,9 @@
  * workers (timer thread, plain threads) and the overflow of full deques
  * reach the workers. FIFO, many producers, many consumers.
  *
+ * A runtime has two: the inject queue proper (new fibers, spills) and
+ * the wake queue (fibers woken off the workers; see sched.c).
+ *
  * It is a mutex-protected intrusive list plus an atomic length, so an
  * empty queue costs a worker one relaxed load (the common case), and the
  * lock is taken only when there is something to take or give. It is not

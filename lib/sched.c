@@ -7,15 +7,17 @@
  *   W  worker: one OS thread with one deque, one `next` slot, one yield
  *      list and stack/control-block caches. N workers per runtime, fixed
  *      at weft_runtime_create().
- *   I  inject queue (inject.h): how non-workers (the timer thread, plain
- *      pthreads) make fibers runnable, and where full deques spill.
+ *   I  inject queue (inject.h): how non-workers (plain pthreads) submit
+ *      new fibers, and where full deques spill.
+ *   R  wake queue (an inject.h queue too): fibers woken off the workers
+ *      (the timer thread, plain pthreads). They hold a stack already.
  *
  * Switching
  *   A fiber that blocks, yields or finishes picks its successor itself,
  *   on its own stack, and jumps straight to it: fiber-to-fiber, one jump.
  *   Only when the worker has nothing local to run does it jump to the
  *   worker's own context (the thread's stack), which runs the search loop
- *   below: inject queue, stealing, parking.
+ *   below: wake and inject queues, stealing, parking.
  *
  * Publish after switch
  *   A fiber may not be made visible as runnable or parked while it still
@@ -27,25 +29,33 @@
  *   (PARK, wait.c), or free its stack and drop its reference (EXIT).
  *
  * Where a worker looks for work, in order
- *   1. every WEFT_FAIR_EVERY picks: the inject queue, the yield list and
- *      the oldest fiber of its own deque (fairness: nothing queued waits
+ *   1. every WEFT_FAIR_EVERY picks: the oldest fiber of the inject queue,
+ *      the yield list or its own deque (fairness: nothing queued waits
  *      more than a bounded number of picks, whatever the LIFO side does);
  *      and if workers are idle, the yield list moves to the deque, where
  *      they can steal from it;
- *   2. its `next` slot (the fiber just spawned or woken: cache-hot, a
+ *   2. the wake queue, a batch at a time, whenever it is not empty (one
+ *      relaxed load per pick): a woken fiber has a stack and usually
+ *      finishes or blocks soon, giving its stack back; a NEW fiber in
+ *      front of it would take another one. A burst of a million spawns
+ *      in the FIFO inject queue would otherwise delay every timer wake
+ *      behind it by up to a second (and keep a million stacks in use);
+ *   3. its `next` slot (the fiber just spawned or woken: cache-hot, a
  *      producer/consumer pair stays on one core, and a join finds its
  *      task there to run inline), then its own deque,
  *      newest first (fork-join runs depth-first, so live stacks stay
  *      proportional to depth x workers), then its yield list;
- *   3. the inject queue, a batch at a time;
- *   4. half of a random victim's deque; only while fewer than half of the
+ *   4. the inject queue, a batch at a time;
+ *   5. half of a random victim's deque; only while fewer than half of the
  *      busy workers are already searching ("Spinning");
- *   5. park ("Parking protocol").
- *   Steps 1-2 run in whichever context switches away; 3-5 only in the
- *   worker's own loop.
+ *   6. park ("Parking protocol").
+ *   Steps 1-3 run in whichever context switches away; 4-6 only in the
+ *   worker's own loop. Step 2 cannot starve the rest: step 1 comes
+ *   first, and the wake queue only holds fibers that blocked, each woken
+ *   once per wait.
  *
  * Spinning
- *   nspinning counts workers searching for work (step 4). A worker that
+ *   nspinning counts workers searching for work (step 5). A worker that
  *   finds work while spinning stops spinning and, if it was the last
  *   spinner and workers are parked, wakes one: the work it found may be
  *   the first of a burst (Go's resetspinning()). Waking is only done
@@ -53,10 +63,10 @@
  *
  * Parking protocol
  *   A worker out of work:         A submitter (fiber queued for others):
- *   P1 park_word = IDLE;          S1 push f (deque or inject queue)
+ *   P1 park_word = IDLE;          S1 push f (deque, wake or inject q.)
  *      nidle++                    S2 seq_cst fence
  *   P2 seq_cst fence              S3 if nspinning == 0 and nidle > 0:
- *   P3 re-check the inject queue,     nspinning++ and CAS one IDLE worker
+ *   P3 re-check both queues,          nspinning++ and CAS one IDLE worker
  *      every deque, stop flag;        to NOTIFIED, futex-wake it
  *      found: leave idle, search
  *   P4 else futex-wait while park_word == IDLE
@@ -71,7 +81,7 @@
  *   leaves is benign for liveness: the fiber is on a running worker's own
  *   deque and that worker runs it; only parallelism can be delayed, until
  *   the next push sees the parked worker (Go's runqput + wakep() make the
- *   same trade). Pushes from outside the workers (inject queue, timer)
+ *   same trade). Pushes from outside the workers (wake, inject queues)
  *   keep the fence: no running worker owns those.
  *
  * Rejected designs
@@ -130,7 +140,7 @@
 /* Picks between fairness picks (step 1). Prime, as Go's 61, so it does not
  * beat in step with a periodic workload. */
 #define WEFT_FAIR_EVERY 61
-/* Most fibers moved from the inject queue in one take. */
+/* Most fibers moved from the inject or wake queue in one take. */
 #define WEFT_INJECT_BATCH 64
 /* How long a spinning worker searches before it parks: long enough that
  * a stream of spawns does not pay a futex wake each (a wake costs about
@@ -350,7 +360,13 @@ void weft__sched_ready(struct weft_fiber *f) {
         push_next(w, f);
         return;
     }
-    weft__inject_push(&s->inject, f);
+    weft__inject_push(&s->woken, f);
+    weft__sched_notify(s);
+}
+
+void weft__sched_ready_chain(struct weft_sched *s, struct weft_fiber *first,
+                             struct weft_fiber *last, size_t n) {
+    weft__inject_push_chain(&s->woken, first, last, n);
     weft__sched_notify(s);
 }
 
@@ -391,8 +407,11 @@ static bool claim(struct weft_worker *w, struct weft_fiber *f) {
     return false;
 }
 
-/* The fairness pick (step 1). */
+/* The fairness pick (step 1), and step 2. */
+static struct weft_fiber *take_batch(struct weft_worker *w, struct weft_inject *q,
+                                     size_t max);
 static struct weft_fiber *take_inject(struct weft_worker *w);
+static struct weft_fiber *take_woken(struct weft_worker *w);
 
 /* Yielded fibers wait in an owner-only list, which thieves cannot reach.
  * When workers are idle, move them to the deque, oldest at the bottom
@@ -412,7 +431,11 @@ static void share_yielded(struct weft_worker *w) {
 
 static struct weft_fiber *fair_pick(struct weft_worker *w) {
     share_yielded(w);
-    struct weft_fiber *f = take_inject(w);
+    /* One fiber only, as Go's globrunqget(pp, 1): a batch would go on top
+     * of the deque, in front of what was there, and a worker fed by a
+     * long inject queue would bury its own work (fibers the wake queue
+     * gave it, among others) under batch after batch. */
+    struct weft_fiber *f = take_batch(w, &w->sched->inject, 1);
     if (f)
         return f;
     if ((f = list_pop(&w->yielded)))
@@ -421,7 +444,7 @@ static struct weft_fiber *fair_pick(struct weft_worker *w) {
     return f == WEFT_DEQUE_ABORT ? NULL : f;
 }
 
-/* Steps 1-2: the next local fiber that may run, claimed; NULL if none. */
+/* Steps 1-3: the next fiber that may run, claimed; NULL if none. */
 static struct weft_fiber *pick_local(struct weft_worker *w) {
     for (;;) {
         struct weft_fiber *f = NULL;
@@ -429,6 +452,8 @@ static struct weft_fiber *pick_local(struct weft_worker *w) {
             w->fair_countdown = WEFT_FAIR_EVERY;
             f = fair_pick(w);
         }
+        if (!f && weft__inject_len(&w->sched->woken))
+            f = take_woken(w);
         if (!f)
             f = take_next(w);
         if (!f)
@@ -636,24 +661,41 @@ size_t weft__sched_stack_left(struct weft_worker *w) {
     return sp > lo ? (size_t)(sp - lo) : 0;
 }
 
-/* ---- The worker loop: inject, steal, park ------------------------------- */
+/* ---- The worker loop: wake and inject queues, steal, park --------------- */
 
-static struct weft_fiber *take_inject(struct weft_worker *w) {
+/* A fair share of q, as Go's globrunqget: len / workers + 1, at most max.
+ * Returns the oldest to run; the rest go to our deque, where LIFO pops
+ * take them next in their order and idle workers may steal them. */
+static struct weft_fiber *take_batch(struct weft_worker *w, struct weft_inject *q,
+                                     size_t max) {
     struct weft_sched *s = w->sched;
-    size_t len = weft__inject_len(&s->inject);
+    size_t len = weft__inject_len(q);
     if (len == 0)
         return NULL;
-    /* A fair share, as Go's globrunqget: len / workers + 1. */
     size_t want = len / s->nworkers + 1;
-    if (want > WEFT_INJECT_BATCH)
-        want = WEFT_INJECT_BATCH;
+    if (want > max)
+        want = max;
+    /* No more than fit in our deque: a spill would send its oldest half,
+     * maybe fibers just woken, to the back of the inject queue. Thieves
+     * only make room, so what fits now still fits after the pop. */
+    size_t room = (size_t)(WEFT_DEQUE_CAP - weft__deque_size(&w->deque));
+    if (want > room + 1)
+        want = room + 1;
     struct weft_fiber *batch[WEFT_INJECT_BATCH];
-    size_t n = weft__inject_pop_batch(&s->inject, batch, want);
-    for (size_t i = 1; i < n; i++)
+    size_t n = weft__inject_pop_batch(q, batch, want);
+    for (size_t i = n; i-- > 1;)
         push_deque(w, batch[i]);
     if (n > 1)
         weft__sched_notify(s);
     return n ? batch[0] : NULL;
+}
+
+static struct weft_fiber *take_inject(struct weft_worker *w) {
+    return take_batch(w, &w->sched->inject, WEFT_INJECT_BATCH);
+}
+
+static struct weft_fiber *take_woken(struct weft_worker *w) {
+    return take_batch(w, &w->sched->woken, WEFT_INJECT_BATCH);
 }
 
 /* Take half of victim's fibers, one CAS each (see "Rejected designs").
@@ -718,7 +760,7 @@ static void start_spinning(struct weft_worker *w) {
     atomic_fetch_add_explicit(&w->sched->nspinning, 1, memory_order_relaxed);
 }
 
-/* Step 4 ("Spinning"). A victim's lone fiber is taken only if it is still
+/* Step 5 ("Spinning"). A victim's lone fiber is taken only if it is still
  * there a pause later: it may be the task its owner is about to join and
  * run inline, which a thief would turn into a park and a wake-up. */
 static struct weft_fiber *steal_work(struct weft_worker *w) {
@@ -759,8 +801,8 @@ static struct weft_fiber *steal_work(struct weft_worker *w) {
             if (size == 0 && (f = steal_next(w, v)))
                 return f;
         }
-        if (weft__inject_len(&s->inject))
-            return NULL; /* take it from the inject queue instead */
+        if (weft__inject_len(&s->inject) || weft__inject_len(&s->woken))
+            return NULL; /* take it from the queue instead */
         lone = next_lone;
         lone_top = next_top;
         for (int i = 0; i < WEFT_SPIN_PAUSES; i++)
@@ -770,7 +812,7 @@ static struct weft_fiber *steal_work(struct weft_worker *w) {
 }
 
 static bool work_visible(struct weft_sched *s) {
-    if (weft__inject_len(&s->inject))
+    if (weft__inject_len(&s->inject) || weft__inject_len(&s->woken))
         return true;
     for (unsigned i = 0; i < s->nworkers; i++)
         if (weft__deque_size(&s->workers[i].deque) ||
@@ -822,7 +864,7 @@ static bool park(struct weft_worker *w) {
     return true;
 }
 
-/* Steps 1-5, in the worker's own context. NULL: time to exit. */
+/* Steps 1-6, in the worker's own context. NULL: time to exit. */
 static struct weft_fiber *find_work(struct weft_worker *w) {
     for (;;) {
         struct weft_fiber *f = pick_local(w);
@@ -944,6 +986,7 @@ int weft__sched_init(struct weft_sched *s, unsigned nworkers, int default_class,
     s->default_class = default_class;
     s->stack_high_water = stack_high_water;
     weft__inject_init(&s->inject);
+    weft__inject_init(&s->woken);
     atomic_init(&s->nspinning, 0);
     atomic_init(&s->nidle, 0);
     atomic_init(&s->stopping, 0);
@@ -1006,6 +1049,7 @@ void weft__sched_fini(struct weft_sched *s) {
         weft__stack_pool_fini(&s->pools[k]);
     weft__fiber_pool_fini(&s->fibers);
     weft__inject_fini(&s->inject);
+    weft__inject_fini(&s->woken);
     free(s->workers);
     s->workers = NULL;
 }

@@ -97,7 +97,8 @@ struct weft_sched {
     unsigned stack_high_water;
 
     /* -- Shared. -- */
-    struct weft_inject inject;
+    struct weft_inject inject;     /* new fibers from outside; spills */
+    struct weft_inject woken;      /* fibers woken from outside (step 2) */
     /* Workers searching for work ("Spinning"); RMW by any worker. */
     alignas(WEFT_CACHELINE) _Atomic uint32_t nspinning;
     /* Workers that announced they are out of work ("Parking"). */
@@ -149,6 +150,11 @@ void weft__sched_close(struct weft_sched *s);
 
 /* Make f (which a waker has just claimed, wait.c) runnable. Any thread. */
 void weft__sched_ready(struct weft_fiber *f);
+/* Make the chain first..last (n claimed fibers of s, linked by qnext)
+ * runnable, from a thread that is no worker of s (the timer thread): one
+ * lock and one notify for the lot. */
+void weft__sched_ready_chain(struct weft_sched *s, struct weft_fiber *first,
+                             struct weft_fiber *last, size_t n);
 
 /* Fiber context only. Switch out as `after` asks and run something else;
  * returns when the fiber runs again, on the worker it returns. */

@@ -11,7 +11,7 @@
  *   with an absolute CLOCK_MONOTONIC time: sub-millisecond precision).
  *
  *   Expired fibers are readied in a batch: their waits are claimed one by
- *   one (wait.c), and all that the timer must queue go to the inject queue
+ *   one (wait.c), and all that the timer must queue go to the wake queue
  *   in one chain, with one notify (the spinning protocol in sched.c then
  *   brings in as many workers as there is work).
  *
@@ -448,8 +448,7 @@ static void expire(struct weft_timer *t, uint64_t now) {
         entry_unref(t, e);
     }
     if (n) {
-        weft__inject_push_chain(&t->sched->inject, first, last, n);
-        weft__sched_notify(t->sched);
+        weft__sched_ready_chain(t->sched, first, last, n);
     }
 }
 

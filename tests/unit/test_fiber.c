@@ -1,5 +1,5 @@
 /* tests/unit/test_fiber.c - lib/fiber.[ch]: initial state, references,
- * the control-block cache. */
+ * the control-block cache, chunk growth. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,11 +80,33 @@ static void test_cache_is_bounded(void **state) {
     weft__fiber_cache_drain(&consumer, &pool);
 }
 
+/* Chunks double in size: a hundred thousand blocks take a handful of
+ * mmaps, not one allocation per 256 blocks; blocks are distinct and
+ * stay aligned. */
+static void test_chunks_grow_geometrically(void **state) {
+    (void)state;
+    struct weft_fiber_cache cache = {0};
+    enum { N = 100000 };
+    static struct weft_fiber *f[N];
+    for (int i = 0; i < N; i++) {
+        f[i] = weft__fiber_new(&pool, &cache, NULL, body, NULL, 0, false);
+        assert_non_null(f[i]);
+        assert_int_equal((uintptr_t)f[i] % WEFT_CACHELINE, 0);
+    }
+    assert_true(pool.nchunks <= 10);
+    for (int i = 1; i < N; i++)
+        assert_ptr_not_equal(f[i], f[i - 1]);
+    for (int i = 0; i < N; i++)
+        weft__fiber_unref(f[i], &cache);
+    weft__fiber_cache_drain(&cache, &pool);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_fiber_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_last_unref_recycles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunks_grow_geometrically, setup, teardown),
     };
     return cmocka_run_group_tests_name("fiber", tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* tests/unit/test_sched.c - lib/sched.[ch]: depth-first fork-join, the
- * fairness of yield, take-back, quiescence. */
+ * fairness of yield, the wake queue's priority, take-back, quiescence. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -104,9 +104,116 @@ static void test_yield_lets_others_run(void **state) {
     assert_int_equal(atomic_load(&failures), 0);
 }
 
-/* ---- Take-back: a fiber among the last few of our deque ------------- */
+/* ---- The wake queue: timer wakes run before queued new fibers -------- */
 
 static void *nothing(void *arg) { return arg; }
+
+static atomic_int order;        /* finishing order of the fibers below */
+static atomic_int woken_at;     /* the sleeper's place in it */
+static atomic_int sleeper_started;
+
+static void *record_order(void *arg) {
+    (void)arg;
+    atomic_fetch_add(&order, 1);
+    return NULL;
+}
+
+static void *sleep_then_record(void *arg) {
+    (void)arg;
+    atomic_store(&sleeper_started, 1);
+    CHECK(weft_sleep(200 * WEFT_MSEC) == 0);
+    atomic_store(&woken_at, atomic_fetch_add(&order, 1));
+    return NULL;
+}
+
+/* Holds the only worker until the sleeper's wake is queued. */
+static void *hold_worker_until_woken(void *arg) {
+    struct weft_sched *s = arg;
+    uint64_t give_up = weft_now() + 10 * WEFT_SEC;
+    while (weft__inject_len(&s->woken) == 0 && weft_now() < give_up)
+        weft__cpu_relax();
+    CHECK(weft__inject_len(&s->woken) == 1);
+    return NULL;
+}
+
+static void test_timer_wakes_run_before_new_fibers(void **state) {
+    (void)state;
+    enum { N = 1000 };
+    weft_runtime *rt = make_rt(1);
+    struct weft_sched *s = &rt->sched;
+    atomic_store(&order, 0);
+    atomic_store(&woken_at, -1);
+    assert_int_equal(weft_spawn(rt, sleep_then_record, NULL, NULL), 0);
+    while (!atomic_load(&sleeper_started))
+        usleep(100);
+    /* The worker is held while N new fibers queue up from this thread
+     * (the inject queue) and the sleeper's timer fires behind them. */
+    assert_int_equal(weft_spawn(rt, hold_worker_until_woken, s, NULL), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(weft_spawn(rt, record_order, NULL, NULL), 0);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+    assert_int_equal(atomic_load(&order), N + 1);
+    /* First, or second after one fairness pick of the inject queue; in
+     * the inject queue's FIFO order it would be last. */
+    assert_in_range(atomic_load(&woken_at), 0, 1);
+}
+
+/* A batch from the wake queue takes no more than fit in the deque: a
+ * spill would send the deque's oldest half to the back of the inject
+ * queue. */
+#if WEFT_DEQUE_CAP >= 64 /* the smallq build's deques spill anyway */
+enum { WOKEN_N = 100 };
+static atomic_int sleepers_started;
+static atomic_size_t max_inject_seen;
+static weft_runtime *spill_rt;
+/* One deadline for all: far enough that the worker is held before it. */
+static uint64_t wake_deadline;
+
+static void *sleep_then_look(void *arg) {
+    (void)arg;
+    atomic_fetch_add(&sleepers_started, 1);
+    CHECK(weft_sleep_until(wake_deadline) == 0);
+    size_t len = weft__inject_len(&spill_rt->sched.inject);
+    size_t seen = atomic_load(&max_inject_seen);
+    while (len > seen && !atomic_compare_exchange_weak(&max_inject_seen, &seen, len))
+        ;
+    return NULL;
+}
+
+/* Fills its deque with new fibers, then holds the worker until every
+ * sleeper's wake is queued. */
+static void *fill_deque_until_woken(void *arg) {
+    struct weft_sched *s = arg;
+    for (int i = 0; i < WEFT_DEQUE_CAP + 1; i++)
+        CHECK(weft_spawn(NULL, nothing, NULL, NULL) == 0);
+    CHECK(weft__deque_size(&weft__sched_worker()->deque) == WEFT_DEQUE_CAP);
+    uint64_t give_up = weft_now() + 10 * WEFT_SEC;
+    while (weft__inject_len(&s->woken) < WOKEN_N && weft_now() < give_up)
+        weft__cpu_relax();
+    CHECK(weft__inject_len(&s->woken) == WOKEN_N);
+    return NULL;
+}
+#endif
+
+static void test_wake_batch_does_not_spill(void **state) {
+    (void)state;
+#if WEFT_DEQUE_CAP >= 64
+    spill_rt = make_rt(1);
+    atomic_store(&max_inject_seen, 0);
+    wake_deadline = weft_now() + 500 * WEFT_MSEC;
+    for (int i = 0; i < WOKEN_N; i++)
+        assert_int_equal(weft_spawn(spill_rt, sleep_then_look, NULL, NULL), 0);
+    while (atomic_load(&sleepers_started) < WOKEN_N)
+        usleep(100);
+    assert_int_equal(weft_spawn(spill_rt, fill_deque_until_woken, &spill_rt->sched, NULL), 0);
+    assert_int_equal(weft_runtime_destroy(spill_rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+    assert_int_equal(atomic_load(&max_inject_seen), 0);
+#endif
+}
+
+/* ---- Take-back: a fiber among the last few of our deque ------------- */
 
 /* Finish a taken-back fiber by hand, as join.c's inline path does. */
 static void finish_by_hand(struct weft_worker *w, weft_task *t) {
@@ -254,6 +361,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fork_join_runs_depth_first),
         cmocka_unit_test(test_yield_lets_others_run),
+        cmocka_unit_test(test_timer_wakes_run_before_new_fibers),
+        cmocka_unit_test(test_wake_batch_does_not_spill),
         cmocka_unit_test(test_take_back_only_near_the_bottom),
         cmocka_unit_test(test_has_local_work),
         cmocka_unit_test(test_stack_left_is_within_the_stack),
