@@ -58,6 +58,9 @@
  * between two looks it pauses twice as long as before, up to MAX_PAUSE. */
 #define SPIN_LOCK_PAUSES 1024u
 #define SPIN_LOCK_MAX_PAUSE 256u
+/* The longest a locker sleeps on a held lock before it looks again: the
+ * bound on a wake-up that unlock missed (sync.h). */
+#define SPIN_LOCK_NAP_NS (200 * WEFT_USEC)
 
 /* Spin until *word goes from 0 to 1 by our CAS (true), for at most
  * `budget` pauses. Exponential backoff, up to max_pause pauses between
@@ -81,16 +84,24 @@ static bool take_with_backoff(_Atomic uint32_t *word, unsigned budget, unsigned 
 
 void weft__spin_lock(struct weft_spinlock *l) {
     uint32_t c = 0;
-    /* acquire: pairs with the release exchange in weft__spin_unlock. */
+    /* acquire: pairs with the release store in weft__spin_unlock. */
     if (WEFT_LIKELY(atomic_compare_exchange_strong_explicit(&l->held, &c, 1,
                                                             memory_order_acquire,
                                                             memory_order_relaxed)))
         return;
     if (take_with_backoff(&l->held, SPIN_LOCK_PAUSES, SPIN_LOCK_MAX_PAUSE))
         return;
-    /* Contended: mark it so, and sleep until it is free. */
-    while (atomic_exchange_explicit(&l->held, 2, memory_order_acquire) != 0)
-        weft__park_wait(&l->held, 2, WEFT_FOREVER);
+    /* Contended: announce ourselves (L2), then nap until it is free. */
+    atomic_fetch_add_explicit(&l->sleepers, 1, memory_order_seq_cst);
+    for (;;) {
+        c = 0;
+        if (atomic_compare_exchange_strong_explicit(&l->held, &c, 1, memory_order_acquire,
+                                                    memory_order_relaxed))
+            break;
+        weft__park_wait(&l->held, 1, weft_now() + SPIN_LOCK_NAP_NS);
+    }
+    /* relaxed: only unlock's hint reads it. */
+    atomic_fetch_sub_explicit(&l->sleepers, 1, memory_order_relaxed);
 }
 
 void weft__spin_unlock_contended(struct weft_spinlock *l) {

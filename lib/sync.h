@@ -27,14 +27,28 @@
 
 /* ---- The objects' internal lock ---------------------------------------- */
 
-/* A short spin, then a futex sleep (Drepper's mutex 2: 0 free, 1 held,
- * 2 held and contended). Plain threads share these objects with fibers,
- * and a thread may be preempted while it holds one: pure spinning with
- * sched_yield livelocked a 2-CPU machine with more threads than CPUs. A
- * holder never switches fibers, so a fiber that sleeps here sleeps only
- * for a few instructions of somebody else's critical section. */
+/* A short spin, then a futex sleep. Plain threads share these objects
+ * with fibers, and a thread may be preempted while it holds one: pure
+ * spinning with sched_yield livelocked a 2-CPU machine with more threads
+ * than CPUs. A holder never switches fibers, so a fiber that sleeps here
+ * sleeps only for a few instructions of somebody else's critical section.
+ *
+ * Unlock is a plain release store, not a locked exchange (it runs twice
+ * per channel hand-off): lockers that gave up spinning count themselves
+ * in `sleepers`, and unlock wakes one if it sees them. Without a fence
+ * between its store and that load, unlock may miss a locker announcing
+ * itself at that very moment; that locker's futex sleep is therefore a
+ * nap (SPIN_LOCK_NAP_NS, sync.c) after which it looks again, so a missed
+ * wake costs at most one nap, never a hang.
+ *
+ * Invariants:
+ *   L1  held is 0 or 1 and only its holder stores 0.
+ *   L2  sleepers counts lockers between their announcement and their
+ *       exit from the slow path.
+ */
 struct weft_spinlock {
     _Atomic uint32_t held;
+    _Atomic uint32_t sleepers;
 };
 
 void weft__spin_lock(struct weft_spinlock *l);
@@ -42,7 +56,9 @@ void weft__spin_unlock_contended(struct weft_spinlock *l);
 
 static inline void weft__spin_unlock(struct weft_spinlock *l) {
     /* release: pairs with the acquire in weft__spin_lock. */
-    if (atomic_exchange_explicit(&l->held, 0, memory_order_release) == 2)
+    atomic_store_explicit(&l->held, 0, memory_order_release);
+    /* relaxed: a hint; a locker it misses naps and retries (see above). */
+    if (atomic_load_explicit(&l->sleepers, memory_order_relaxed))
         weft__spin_unlock_contended(l);
 }
 

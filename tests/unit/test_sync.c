@@ -2,6 +2,7 @@
  * and the primitives' misuse checks. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,6 +53,35 @@ static void test_spinlock_excludes(void **state) {
     assert_int_equal(counter, 4 * 200000);
 }
 
+/* A locker that outlasts the spin announces itself (L2), and the unlock
+ * that sees it lets it in; afterwards nobody is counted. */
+static struct weft_spinlock slow_lock;
+static atomic_int slow_got;
+
+static void *slow_locker(void *arg) {
+    (void)arg;
+    weft__spin_lock(&slow_lock);
+    atomic_store(&slow_got, 1);
+    weft__spin_unlock(&slow_lock);
+    return NULL;
+}
+
+static void test_spinlock_sleeper_is_let_in(void **state) {
+    (void)state;
+    weft__spin_lock(&slow_lock);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_locker, NULL), 0);
+    /* It spins a few microseconds, then counts itself and sleeps. */
+    while (atomic_load(&slow_lock.sleepers) == 0)
+        sched_yield();
+    assert_int_equal(atomic_load(&slow_got), 0);
+    weft__spin_unlock(&slow_lock);
+    pthread_join(t, NULL);
+    assert_int_equal(atomic_load(&slow_got), 1);
+    assert_int_equal(atomic_load(&slow_lock.sleepers), 0);
+    assert_int_equal(atomic_load(&slow_lock.held), 0);
+}
+
 /* Zeroed storage is not an initialised primitive; destroyed is not
  * either. */
 static void test_uninitialised_and_destroyed_refused(void **state) {
@@ -91,6 +121,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue_fifo_and_remove),
         cmocka_unit_test(test_spinlock_excludes),
+        cmocka_unit_test(test_spinlock_sleeper_is_let_in),
         cmocka_unit_test(test_uninitialised_and_destroyed_refused),
     };
     return cmocka_run_group_tests_name("sync", tests, NULL, NULL);
