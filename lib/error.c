@@ -22,6 +22,7 @@
     X(EBUSY, "busy")                                                         \
     X(EPERM, "not the owner")                                                \
     X(ESRCH, "task already finished")                                        \
+    X(EOVERFLOW, "count would overflow")                                     \
     X(EINTR, "interrupted")
 
 const char *weft_strerror(int err) {

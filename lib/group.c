@@ -398,6 +398,8 @@ int weft_group_result(const weft_group *group, size_t index, void **result) {
 
 int weft_group_size(const weft_group *group, size_t *count) {
     struct weft_group *g = group_ok(group);
+    if (count)
+        *count = 0;
     if (!g || !count)
         return -EINVAL;
     /* relaxed: a snapshot of an index allocator. */

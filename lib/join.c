@@ -286,8 +286,14 @@ static bool try_inline(struct weft_worker *w, struct weft_fiber *self, struct we
      * cancellable waits begin with a full barrier and check our flag). */
     atomic_store_explicit(&self->inline_child, f, memory_order_release);
     w->current = f;
+    /* The task starts with its own errno, 0, as on a stack of its own,
+     * and the joiner's survives it. Through errno_addr, not errno: the
+     * body may migrate us, and errno's address may be computed once. */
+    int joiner_errno = *w->errno_addr;
+    *w->errno_addr = 0;
     void *result = f->fn(f->arg);
     w = weft__sched_worker(); /* the body may have migrated us */
+    *w->errno_addr = joiner_errno;
     atomic_store_explicit(&self->inline_child, NULL, memory_order_release);
     /* The exchange in publish is a full barrier between the store above
      * and the load of fwd_lock below: a canceller that still holds the

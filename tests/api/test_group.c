@@ -150,8 +150,9 @@ static void test_group_bad_args(void **state) {
     void *r = WT_PTR(1);
     assert_int_equal(weft_group_result(NULL, 0, &r), -EINVAL);
     assert_null(r);
-    size_t n;
+    size_t n = 77;
     assert_int_equal(weft_group_size(NULL, &n), -EINVAL);
+    assert_int_equal(n, 0); /* out-parameters are 0 on error */
     assert_int_equal(weft_group_destroy(NULL), -EINVAL);
 
     assert_int_equal(weft_group_create(&g, rt), 0);

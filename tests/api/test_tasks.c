@@ -429,6 +429,25 @@ static void test_self_and_worker_index(void **state) {
  * switch. errno goes through wt_errno()/wt_set_errno(): see test_util.h
  * for why code that may migrate must not let the compiler reuse &errno.
  */
+/* A task that starts with errno 0 (its own) and leaves it set: when its
+ * joiner runs it inline, the joiner's errno must survive it. */
+static void *errno_clobberer(void *arg) {
+    WT_CHECK_EQ(wt_errno(), 0);
+    wt_set_errno(4242);
+    return arg;
+}
+
+/* Join one clobberer and gather two, all spawned just before, so most
+ * run inline on the caller's stack. */
+static void join_clobberers(void) {
+    weft_task *t[3];
+    for (int k = 0; k < 3; k++)
+        WT_CHECK_EQ(weft_spawn(NULL, errno_clobberer, NULL, &t[k]), 0);
+    WT_CHECK_EQ(weft_join(t[0], NULL), 0);
+    void *r[2];
+    WT_CHECK_EQ(weft_gather(&t[1], 2, r), 0);
+}
+
 static void *errno_keeper(void *arg) {
     int base = (int)WT_INT(arg);
     wt_set_errno(base);
@@ -438,6 +457,8 @@ static void *errno_keeper(void *arg) {
             WT_CHECK_EQ(weft_spawn(NULL, twice_plus_one, WT_PTR(i), &t), 0);
             WT_CHECK_EQ(wt_errno(), base + i);
             WT_CHECK_EQ(weft_join(t, NULL), 0);
+            WT_CHECK_EQ(wt_errno(), base + i);
+            join_clobberers();
         } else {
             weft_yield();
         }

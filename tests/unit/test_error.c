@@ -22,9 +22,21 @@ static void test_every_value_has_a_text(void **state) {
     assert_string_not_equal(weft_strerror(-EINVAL), weft_strerror(-ENOMEM));
 }
 
+/* Every code a weft call documents has a name of its own, not the
+ * generic text of unknown values. */
+static void test_every_documented_code_is_named(void **state) {
+    (void)state;
+    const int codes[] = {EINVAL, ENOMEM, EAGAIN, ETIMEDOUT, ECANCELED, EDEADLK,
+                         EPIPE,  EBUSY,  EPERM,  ESRCH,     EOVERFLOW, EINTR};
+    const char *unknown = weft_strerror(-9999);
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        assert_string_not_equal(weft_strerror(-codes[i]), unknown);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_value_has_a_text),
+        cmocka_unit_test(test_every_documented_code_is_named),
     };
     return cmocka_run_group_tests_name("error", tests, NULL, NULL);
 }
