@@ -205,7 +205,12 @@ WEFT_EXPORT int weft_join_for(weft_task *t, uint64_t timeout_ns, void **result);
 
 /*
  * weft_detach - give up the handle; the task runs on and frees itself when
- * it finishes. Returns 0 or -EINVAL. Context: any thread.
+ * it finishes. Context: any thread.
+ * Returns:   0, or
+ *            -EINVAL  t is NULL or not a live handle;
+ *            -EBUSY   a weft_join, weft_gather or weft_wait_any is waiting
+ *                     for the task (it will consume the handle); the
+ *                     handle stays valid.
  */
 WEFT_EXPORT int weft_detach(weft_task *t);
 

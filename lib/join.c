@@ -147,6 +147,10 @@ int weft_detach(weft_task *t) {
     struct weft_fiber *f = fiber_of(t);
     if (!weft__fiber_valid(f))
         return -EINVAL;
+    /* A join, gather or wait_any waiting for it holds the handle and will
+     * consume it: detaching under it would consume it twice. */
+    if (atomic_load_explicit(&f->joiner, memory_order_relaxed) > WEFT_JOINER_DONE)
+        return -EBUSY;
     uint32_t live = 1;
     if (!atomic_compare_exchange_strong_explicit(&f->handle_live, &live, 0,
                                                  memory_order_relaxed,

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -107,6 +108,47 @@ static void test_gather_dead_entry_consumes_nothing(void **state) {
     assert_int_equal(WT_INT(r[1]), 3);
 }
 
+/* Detaching a task another thread is joining would consume its handle
+ * twice: -EBUSY, and the join still gets the result. */
+static atomic_int release_gate;
+
+static void *wait_for_gate(void *arg) {
+    while (!atomic_load(&release_gate))
+        weft_sleep(WEFT_MSEC);
+    return arg;
+}
+
+struct joiner {
+    weft_task *task;
+    void *result;
+    int rc;
+};
+
+static void *join_in_thread(void *arg) {
+    struct joiner *j = arg;
+    j->rc = weft_join(j->task, &j->result);
+    return NULL;
+}
+
+static void test_detach_while_joined_ebusy(void **state) {
+    weft_runtime *rt = *state;
+    atomic_store(&release_gate, 0);
+    struct joiner j = {.rc = 1};
+    assert_int_equal(weft_spawn(rt, wait_for_gate, WT_PTR(17), &j.task), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, join_in_thread, &j), 0);
+    /* Until the join has registered, detach could still take the handle:
+     * give the thread time, then expect -EBUSY. */
+    wt_thread_sleep_ns(50 * WEFT_MSEC);
+    assert_int_equal(weft_detach(j.task), -EBUSY);
+    atomic_store(&release_gate, 1);
+    pthread_join(th, NULL);
+    assert_int_equal(j.rc, 0);
+    assert_int_equal(WT_INT(j.result), 17);
+    assert_int_equal(weft_detach(j.task), -EINVAL);
+    check_still_works(rt);
+}
+
 /* A destroyed runtime is not a live runtime. */
 static void test_destroy_twice_einval(void **state) {
     (void)state;
@@ -124,6 +166,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         RT_TEST(test_join_after_join_einval),
         RT_TEST(test_join_after_detach_einval),
+        RT_TEST(test_detach_while_joined_ebusy),
         RT_TEST(test_timed_calls_on_dead_handle_einval),
         RT_TEST(test_gather_dead_entry_consumes_nothing),
         cmocka_unit_test(test_destroy_twice_einval),
