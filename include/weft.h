@@ -563,7 +563,9 @@ WEFT_EXPORT int weft_chan_recv_for(weft_chan *ch, void *elem, uint64_t timeout_n
 WEFT_EXPORT int weft_chan_try_send(weft_chan *ch, const void *elem); /* -EAGAIN */
 WEFT_EXPORT int weft_chan_try_recv(weft_chan *ch, void *elem);       /* -EAGAIN */
 WEFT_EXPORT int weft_chan_close(weft_chan *ch);
-/* Frees the channel; -EBUSY while someone is blocked on it. */
+/* Frees the channel (its memory is kept for later channels, so a call
+ * on the destroyed handle returns -EINVAL); -EBUSY while someone is
+ * blocked on it. */
 WEFT_EXPORT int weft_chan_destroy(weft_chan *ch);
 
 /* Select (Go's select): wait on several sends and receives at once and

@@ -39,6 +39,7 @@
  *       each channel's lock to remove it before returning.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,31 @@ struct weft_chan {
     struct weft_wait_queue senders;  /* lock; node->data: the value */
     struct weft_wait_queue receivers; /* lock; node->data: destination */
     unsigned char *ring;             /* cap * elem_size bytes */
+    struct weft_chan *next_free;     /* chan_pool_lock, while destroyed */
 };
+
+/* Destroyed channels are kept for reuse, never given back to malloc, so
+ * that a call on a destroyed handle reads a cleared magic (-EINVAL), not
+ * freed memory: as task control blocks are. The pool is as large as the
+ * most channels alive at once; only create and destroy take its lock. */
+static pthread_mutex_t chan_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft_chan *chan_pool; /* chan_pool_lock */
+
+static struct weft_chan *chan_alloc(void) {
+    pthread_mutex_lock(&chan_pool_lock);
+    struct weft_chan *ch = chan_pool;
+    if (ch)
+        chan_pool = ch->next_free;
+    pthread_mutex_unlock(&chan_pool_lock);
+    return ch ? ch : aligned_alloc(alignof(struct weft_chan), sizeof *ch);
+}
+
+static void chan_free(struct weft_chan *ch) {
+    pthread_mutex_lock(&chan_pool_lock);
+    ch->next_free = chan_pool;
+    chan_pool = ch;
+    pthread_mutex_unlock(&chan_pool_lock);
+}
 
 /* struct weft_select's claim (sync.h): open, case + 1, or abandoned. */
 #define SELECT_OPEN 0u
@@ -77,14 +102,14 @@ int weft_chan_create(weft_chan **out, size_t elem_size, size_t capacity) {
     *out = NULL;
     if (elem_size == 0 || elem_size > CHAN_MAX_ELEM || capacity > CHAN_MAX_CAP)
         return -EINVAL;
-    struct weft_chan *ch = aligned_alloc(alignof(struct weft_chan), sizeof *ch);
+    struct weft_chan *ch = chan_alloc();
     if (!ch)
         return -ENOMEM;
     memset(ch, 0, sizeof *ch);
     if (capacity) {
         ch->ring = malloc(capacity * elem_size);
         if (!ch->ring) {
-            free(ch);
+            chan_free(ch);
             return -ENOMEM;
         }
     }
@@ -468,6 +493,7 @@ int weft_chan_destroy(weft_chan *chan) {
     if (busy)
         return -EBUSY;
     free(ch->ring);
-    free(ch);
+    ch->ring = NULL;
+    chan_free(ch);
     return 0;
 }

@@ -182,6 +182,18 @@ static void test_chan_null_args(void **state) {
     assert_int_equal(v, 7);
     assert_int_equal(weft_chan_try_recv(ch, &v), -EAGAIN);
     assert_int_equal(weft_chan_destroy(ch), 0);
+
+    /* A destroyed channel is not a channel: every call says so, without
+     * reading freed memory (ASan and valgrind would report it). Nothing
+     * is created in between, so the handle names no newer channel. */
+    assert_int_equal(weft_chan_try_send(ch, &v), -EINVAL);
+    assert_int_equal(weft_chan_try_recv(ch, &v), -EINVAL);
+    assert_int_equal(weft_chan_send_for(ch, &v, WEFT_MSEC), -EINVAL);
+    assert_int_equal(weft_chan_close(ch), -EINVAL);
+    weft_chan_case c = {ch, WEFT_CHAN_RECV, &v};
+    size_t index;
+    assert_int_equal(weft_chan_select(&c, 1, 0, &index), -EINVAL);
+    assert_int_equal(weft_chan_destroy(ch), -EINVAL);
 }
 
 /* ---- Buffered ---------------------------------------------------------- */
