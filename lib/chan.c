@@ -39,11 +39,11 @@
  *       each channel's lock to remove it before returning.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "recycle.h"
 #include "sched.h"
 #include "sync.h"
 
@@ -62,31 +62,18 @@ struct weft_chan {
     struct weft_wait_queue senders;  /* lock; node->data: the value */
     struct weft_wait_queue receivers; /* lock; node->data: destination */
     unsigned char *ring;             /* cap * elem_size bytes */
-    struct weft_chan *next_free;     /* chan_pool_lock, while destroyed */
+    struct weft_chan *next_free;     /* while destroyed (recycle.h) */
 };
 
-/* Destroyed channels are kept for reuse, never given back to malloc, so
- * that a call on a destroyed handle reads a cleared magic (-EINVAL), not
- * freed memory: as task control blocks are. The pool is as large as the
- * most channels alive at once; only create and destroy take its lock. */
-static pthread_mutex_t chan_pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct weft_chan *chan_pool; /* chan_pool_lock */
+/* Destroyed channels are kept for reuse (recycle.h). */
+static struct weft_recycler chan_pool = WEFT_RECYCLER_INIT(struct weft_chan, next_free);
 
 static struct weft_chan *chan_alloc(void) {
-    pthread_mutex_lock(&chan_pool_lock);
-    struct weft_chan *ch = chan_pool;
-    if (ch)
-        chan_pool = ch->next_free;
-    pthread_mutex_unlock(&chan_pool_lock);
+    struct weft_chan *ch = weft__recycler_get(&chan_pool);
     return ch ? ch : aligned_alloc(alignof(struct weft_chan), sizeof *ch);
 }
 
-static void chan_free(struct weft_chan *ch) {
-    pthread_mutex_lock(&chan_pool_lock);
-    ch->next_free = chan_pool;
-    chan_pool = ch;
-    pthread_mutex_unlock(&chan_pool_lock);
-}
+static void chan_free(struct weft_chan *ch) { weft__recycler_put(&chan_pool, ch); }
 
 /* struct weft_select's claim (sync.h): open, case + 1, or abandoned. */
 #define SELECT_OPEN 0u

@@ -46,7 +46,9 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "recycle.h"
 #include "runtime.h"
 #include "wait.h"
 
@@ -105,7 +107,11 @@ struct weft_group {
     _Atomic uintptr_t waiter;        /* NO_WAITER, a waiter, GROUP_DONE */
     /* CAS from NULL once each, freed by destroy. */
     _Atomic(struct group_rec *) segs[SEGMENTS];
+    struct weft_group *next_free; /* while destroyed (recycle.h) */
 };
+
+/* Destroyed groups are kept for reuse (recycle.h). */
+static struct weft_recycler group_pool = WEFT_RECYCLER_INIT(struct weft_group, next_free);
 
 static struct weft_group *group_ok(const weft_group *cg) {
     struct weft_group *g = (struct weft_group *)cg;
@@ -234,8 +240,10 @@ int weft_group_create(weft_group **out, weft_runtime *rt) {
         rt = weft_runtime_current();
     if (!weft__runtime_sched(rt))
         return -EINVAL;
-    struct weft_group *g = calloc(1, sizeof *g);
-    if (!g)
+    struct weft_group *g = weft__recycler_get(&group_pool);
+    if (g)
+        memset(g, 0, sizeof *g);
+    else if (!(g = calloc(1, sizeof *g)))
         return -ENOMEM;
     g->rt = rt;
     g->rt_incarnation = rt->incarnation;
@@ -429,6 +437,6 @@ int weft_group_destroy(weft_group *group) {
     }
     for (int k = 0; k < SEGMENTS; k++)
         free(atomic_load_explicit(&g->segs[k], memory_order_relaxed));
-    free(g);
+    weft__recycler_put(&group_pool, g);
     return 0;
 }

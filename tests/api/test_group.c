@@ -170,6 +170,13 @@ static void test_group_bad_args(void **state) {
     assert_int_equal(weft_group_wait(g), -ECANCELED);
     assert_int_equal(weft_group_result(g, 1, NULL), -EINVAL);
     assert_int_equal(weft_group_destroy(g), 0);
+    /* A destroyed group is not a group, and saying so reads no freed
+     * memory (ASan would report it). Nothing is created in between. */
+    assert_int_equal(weft_group_spawn(g, sleep_long, NULL, NULL), -EINVAL);
+    assert_int_equal(weft_group_cancel(g), -EINVAL);
+    assert_int_equal(weft_group_wait(g), -EINVAL);
+    assert_int_equal(weft_group_size(g, &n), -EINVAL);
+    assert_int_equal(weft_group_destroy(g), -EINVAL);
 }
 
 /* ---- Failure and cancellation --------------------------------------------- */
