@@ -473,11 +473,19 @@ static struct weft_fiber *pick_local(struct weft_worker *w) {
  * dynamic symbol table has it), and its address. */
 static void describe(struct weft_fiber *f, char *buf, size_t len) {
     Dl_info info;
-    const char *entry = dladdr((void *)(uintptr_t)f->fn, &info) && info.dli_sname
-                            ? info.dli_sname
-                            : "?";
-    snprintf(buf, len, "fiber %p \"%s\" (entry %s at %p)", (void *)f,
-             f->name ? f->name : "", entry, (void *)(uintptr_t)f->fn);
+    void *fn = (void *)(uintptr_t)f->fn;
+    bool found = dladdr(fn, &info) != 0;
+    const char *entry = found && info.dli_sname ? info.dli_sname : "?";
+    /* Where no dynamic symbol names it (a static function, or a program
+     * linked without -rdynamic), the object and offset still let
+     * addr2line name it. */
+    if (found && !info.dli_sname && info.dli_fname)
+        snprintf(buf, len, "fiber %p \"%s\" (entry %s at %p, %s+%#tx)", (void *)f,
+                 f->name ? f->name : "", entry, fn, info.dli_fname,
+                 (char *)fn - (char *)info.dli_fbase);
+    else
+        snprintf(buf, len, "fiber %p \"%s\" (entry %s at %p)", (void *)f,
+                 f->name ? f->name : "", entry, fn);
 }
 
 static void check_canary(struct weft_fiber *f) {
