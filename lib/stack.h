@@ -4,11 +4,21 @@
  *
  * Slab layout (one mmap, MAP_NORESERVE; addresses grow to the right):
  *
- *   [pad page][slot 0][slot 1] ... [slot K-1]
+ *   [header][pad page][slot 0][slot 1] ... [slot K-1]
  *   slot = [guard page, if guarded][usable stack ........][top reserve]
  *
- * Each stack's canary word sits just below its slot: in the top reserve of
- * the slot beneath it (or in the pad page for slot 0). A stack that
+ * The header (struct weft_stack_slab and its stack descriptors, whole
+ * pages) shares the slab's memory: no malloc per slab.
+ *
+ * Regions: slabs are carved from a pool's regions, reservations that
+ * double in size (2, 4, ... 256 slabs, at most 1 GiB unless one slab is
+ * bigger), all unmapped at pool_fini. A mmap per slab took the address
+ * space lock for writing thousands of times, and each time the other
+ * workers' page faults and pre-faulting (which hold it for reading)
+ * queued behind it.
+ *
+ * Each stack's canary word sits just below its slot: in the top reserve
+ * of the slot beneath it (or in the pad page for slot 0). A stack that
  * overflows writes that word first, and the top of the slot beneath is a
  * page its own fiber already uses, so the canary costs no extra page per
  * stack (a million fibers need one resident page each, not two).
@@ -59,6 +69,7 @@
 #define WEFT_STACK_TOP_RESERVE 64
 
 struct weft_stack_slab;
+struct weft_stack_region;
 
 /* A stack descriptor. Lives in its slab's header array, never freed
  * before the slab. Fields are immutable after the slab is made, except
@@ -82,6 +93,10 @@ struct weft_stack_pool {
     struct weft_stack *free;
     size_t nfree;
     struct weft_stack_slab *slabs;
+    /* Address space slabs are carved from (see "Regions"). */
+    struct weft_stack_region *regions;
+    char *reserve;          /* next free byte of the newest region */
+    size_t reserve_left;
 };
 
 /* Per-worker cache, owner worker only. */
@@ -123,6 +138,9 @@ bool weft__stack_fault_is_overflow(const struct weft_stack *s, uintptr_t addr,
 
 /* Slabs of p whose pages went back to the OS (for tests). */
 size_t weft__stack_pool_trimmed(struct weft_stack_pool *p);
+
+/* Mappings p made for its slabs (for tests). */
+size_t weft__stack_pool_mappings(struct weft_stack_pool *p);
 
 /* Stacks with guard pages this process may still make (for tests). */
 long weft__stack_guard_budget(void);

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -141,11 +143,68 @@ static void test_every_guarded_stack_has_its_guard(void **state) {
     weft__stack_pool_fini(&pool);
 }
 
+/* Slabs are carved from regions that double: sixteen slabs, four
+ * mappings (2 + 4 + 8 + 16 slabs), not sixteen. */
+static void test_slabs_share_growing_mappings(void **state) {
+    (void)state;
+    enum { N = 16 * 256 }; /* sixteen slabs of 16 KiB stacks */
+    struct weft_stack_pool pool;
+    struct weft_stack_cache cache = {0};
+    struct weft_stack **s = calloc(N, sizeof *s);
+    assert_non_null(s);
+    weft__stack_pool_init(&pool, 0);
+    for (int i = 0; i < N; i++) {
+        s[i] = weft__stack_get(&pool, &cache, N);
+        assert_non_null(s[i]);
+        /* Slabs side by side in one region stay apart: each stack is
+         * usable end to end and the canary below it holds. */
+        memset((char *)s[i]->lo + s[i]->size - 64, 0xab, 64);
+    }
+    for (int i = 0; i < N; i++)
+        assert_true(weft__stack_canary_ok(s[i]));
+    assert_true(weft__stack_pool_mappings(&pool) <= 4);
+    for (int i = 0; i < N; i++)
+        weft__stack_put(&pool, &cache, N, s[i]);
+    weft__stack_cache_drain(&pool, &cache);
+    weft__stack_pool_fini(&pool);
+    free(s);
+}
+
+/* Making slabs does not grow the malloc heap: their headers live in
+ * their own mappings (a malloc arena's growth is an mprotect that stalls
+ * every other thread's page faults). */
+static void test_slabs_take_nothing_from_malloc(void **state) {
+    (void)state;
+    enum { N = 1024 }; /* four slabs of 16 KiB stacks */
+    struct weft_stack_pool pool;
+    struct weft_stack_cache cache = {0};
+    struct weft_stack **s = calloc(N, sizeof *s);
+    assert_non_null(s);
+    weft__stack_pool_init(&pool, 0);
+    struct mallinfo2 before = mallinfo2();
+    for (int i = 0; i < N; i++) {
+        s[i] = weft__stack_get(&pool, &cache, N);
+        assert_non_null(s[i]);
+    }
+    struct mallinfo2 after = mallinfo2();
+    size_t grown = (after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd);
+    /* Malloc'ed headers were 12 KiB a slab. */
+    if (grown >= 4096)
+        fail_msg("%zu bytes malloc'ed for %d stacks", grown, N);
+    for (int i = 0; i < N; i++)
+        weft__stack_put(&pool, &cache, N, s[i]);
+    weft__stack_cache_drain(&pool, &cache);
+    weft__stack_pool_fini(&pool);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classes_round_up_to_powers_of_two),
         cmocka_unit_test(test_stacks_are_distinct_usable_and_armed),
         cmocka_unit_test(test_cache_reuses_the_warmest_stack),
+        cmocka_unit_test(test_slabs_take_nothing_from_malloc),
+        cmocka_unit_test(test_slabs_share_growing_mappings),
         cmocka_unit_test(test_fault_classification),
         cmocka_unit_test(test_every_guarded_stack_has_its_guard),
     };
