@@ -33,6 +33,12 @@ struct weft_stack_slab {
     bool guarded;
     bool regions;     /* guards are guard regions (no budget spent) */
     bool trimmed;     /* pages returned since the last hand-out; pool lock */
+    bool trim_queued; /* on the pool's to_trim list; pool lock */
+    bool trimming;    /* a trim is under way, outside the lock; pool lock */
+    struct weft_stack_slab *trim_next; /* to_trim link; pool lock */
+    struct weft_stack *aside;          /* its stacks a refill met while
+                                        * trimming; pool lock */
+    unsigned naside;
     struct weft_stack stacks[];
 };
 
@@ -267,6 +273,11 @@ static struct weft_stack_slab *slab_create(struct weft_stack_pool *p, size_t slo
     slab->guarded = guarded;
     slab->regions = regions;
     slab->trimmed = false;
+    slab->trim_queued = false;
+    slab->trimming = false;
+    slab->trim_next = NULL;
+    slab->aside = NULL;
+    slab->naside = 0;
     slab->next = NULL;
 
     char *first_slot = (char *)slab->base + page;
@@ -321,6 +332,8 @@ void weft__stack_pool_init(struct weft_stack_pool *p, int klass) {
     p->regions = NULL;
     p->reserve = NULL;
     p->reserve_left = 0;
+    p->to_trim = NULL;
+    atomic_init(&p->ntrim, 0);
 }
 
 void weft__stack_pool_fini(struct weft_stack_pool *p) {
@@ -342,33 +355,52 @@ void weft__stack_pool_fini(struct weft_stack_pool *p) {
     pthread_mutex_destroy(&p->lock);
 }
 
+/* Caller holds p->lock and the free list is empty: make a slab and put
+ * its stacks there. A new slab is hundreds of system calls (guards,
+ * pre-faulting): made outside the lock, so other workers' refills and
+ * returns do not queue up behind it. */
+static void add_slab_locked(struct weft_stack_pool *p) {
+    pthread_mutex_unlock(&p->lock);
+    struct weft_stack_slab *slab = slab_create(p, p->slot_size,
+                                               weft__stack_class(p->slot_size));
+    pthread_mutex_lock(&p->lock);
+    if (slab) {
+        slab->next = p->slabs;
+        p->slabs = slab;
+        slab->stacks[slab->nslots - 1].next = p->free;
+        p->free = &slab->stacks[0];
+        p->nfree += slab->nslots;
+    }
+}
+
 /* Move up to n stacks from the pool (or a new slab) into the cache.
  * Returns how many moved. */
 static unsigned refill(struct weft_stack_pool *p, struct weft_stack_cache *c,
                        unsigned n) {
     unsigned moved = 0;
-    pthread_mutex_lock(&p->lock);
-    if (!p->free) {
-        /* A new slab is hundreds of system calls (guards, pre-faulting):
-         * made outside the lock, so other workers' refills and returns
-         * do not queue up behind it. */
-        pthread_mutex_unlock(&p->lock);
-        struct weft_stack_slab *slab = slab_create(p, p->slot_size,
-                                                   weft__stack_class(p->slot_size));
-        pthread_mutex_lock(&p->lock);
-        if (slab) {
-            slab->next = p->slabs;
-            p->slabs = slab;
-            slab->stacks[slab->nslots - 1].next = p->free;
-            p->free = &slab->stacks[0];
-            p->nfree += slab->nslots;
-        }
-    }
+    bool made = false;
     struct weft_stack_slab *refault = NULL; /* a trimmed slab back in use */
-    while (p->free && moved < n) {
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        if (!p->free) {
+            if (made || moved)
+                break;
+            add_slab_locked(p);
+            made = true;
+            continue;
+        }
+        if (moved == n)
+            break;
         struct weft_stack *s = p->free;
         p->free = s->next;
         p->nfree--;
+        if (WEFT_UNLIKELY(s->slab->trimming)) {
+            /* Its pages are going; the trimmer puts it back after. */
+            s->next = s->slab->aside;
+            s->slab->aside = s;
+            s->slab->naside++;
+            continue;
+        }
         s->slab->nfree--;
         if (s->slab->trimmed) {
             s->slab->trimmed = false;
@@ -410,24 +442,71 @@ struct weft_stack *weft__stack_get(struct weft_stack_pool *p,
     return s;
 }
 
-/* Every stack of the slab is in the pool: return all its pages at once
- * (S3). Its canaries go with them; each is re-armed at its next get. */
-static void trim_slab(struct weft_stack_slab *slab) {
-    /* One call for the whole slab but its header: MADV_DONTNEED drops
-     * the pages of the usable ranges and leaves the PROT_NONE guard pages
-     * as they are. */
+/* Every stack of the slab is in the pool (S3): queue it for a trim by
+ * the next worker about to park. Caller holds p->lock. */
+static void queue_trim_locked(struct weft_stack_pool *p, struct weft_stack_slab *slab) {
+    slab->trim_queued = true;
+    slab->trim_next = p->to_trim;
+    p->to_trim = slab;
+    /* relaxed: a hint for weft__stack_pool_trim_one; the lock decides. */
+    atomic_store_explicit(&p->ntrim, atomic_load_explicit(&p->ntrim, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+bool weft__stack_pool_trim_one(struct weft_stack_pool *p) {
+    /* relaxed: see queue_trim_locked. */
+    if (atomic_load_explicit(&p->ntrim, memory_order_relaxed) == 0)
+        return false;
+    pthread_mutex_lock(&p->lock);
+    struct weft_stack_slab *slab;
+    while ((slab = p->to_trim)) {
+        p->to_trim = slab->trim_next;
+        atomic_store_explicit(&p->ntrim, atomic_load_explicit(&p->ntrim, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+        slab->trim_queued = false;
+        /* A refill may have taken some of its stacks since (S3). */
+        if (slab->nfree == slab->nslots && !slab->trimmed)
+            break;
+    }
+    if (!slab) {
+        pthread_mutex_unlock(&p->lock);
+        return false;
+    }
+    slab->trimming = true;
+    pthread_mutex_unlock(&p->lock);
+    /* Outside the lock: refills set this slab's stacks aside meanwhile,
+     * and no one holds any of them, so no one touches its pages. One call
+     * for the whole slab but its header: MADV_DONTNEED drops the usable
+     * ranges' pages and leaves the guard pages as they are. */
     madvise(slab->base, slab->map_len, MADV_DONTNEED);
+    /* Its canaries went with the pages; each is re-armed at its next get
+     * (the lock below orders these stores before that). */
     for (unsigned i = 0; i < slab->nslots; i++)
         slab->stacks[i].canary_set = false;
+    pthread_mutex_lock(&p->lock);
+    slab->trimming = false;
     slab->trimmed = true;
+    if (slab->aside) {
+        struct weft_stack *last = slab->aside;
+        while (last->next)
+            last = last->next;
+        last->next = p->free;
+        p->free = slab->aside;
+        p->nfree += slab->naside;
+        slab->aside = NULL;
+        slab->naside = 0;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return true;
 }
 
 static void give_back(struct weft_stack_pool *p, struct weft_stack *first,
                       struct weft_stack *last, unsigned n) {
     pthread_mutex_lock(&p->lock);
     for (struct weft_stack *s = first;; s = s->next) {
-        if (++s->slab->nfree == s->slab->nslots && !s->slab->trimmed)
-            trim_slab(s->slab);
+        struct weft_stack_slab *slab = s->slab;
+        if (++slab->nfree == slab->nslots && !slab->trimmed && !slab->trim_queued)
+            queue_trim_locked(p, slab);
         if (s == last)
             break;
     }

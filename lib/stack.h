@@ -42,7 +42,11 @@
  * goes to the runtime's pool. When every stack of a slab is back in the
  * pool, the whole slab's pages go back to the OS with one madvise: one
  * TLB shootdown per slab, not one per stack (per-stack madvise was the
- * largest cost of a million short-lived sleepers).
+ * largest cost of a million short-lived sleepers). The slab is queued
+ * and trimmed by a worker about to park, outside the pool lock: not in
+ * the way of a fiber's exit or of other workers' refills, and not at
+ * all if a refill takes one of its stacks first. A runtime that never
+ * goes idle keeps such slabs, and reuses them.
  *
  * Invariants:
  *   S1  a stack is in exactly one place: a worker cache, its pool's free
@@ -50,12 +54,15 @@
  *   S2  the canary of a stack in use holds weft__stack_canary_value().
  *   S3  slab->nfree counts its stacks in the pool's free list (pool lock);
  *       a slab is trimmed (its pages returned, canaries disarmed) only
- *       while nfree == nslots.
+ *       while nfree == nslots. While a trim is under way (slab->trimming)
+ *       a refill sets the slab's stacks aside, still counted free, and
+ *       the trimmer puts them back on the free list when done.
  */
 #ifndef WEFT_STACK_H
 #define WEFT_STACK_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -97,6 +104,9 @@ struct weft_stack_pool {
     struct weft_stack_region *regions;
     char *reserve;          /* next free byte of the newest region */
     size_t reserve_left;
+    /* Slabs all free, waiting for weft__stack_pool_trim_one (S3). */
+    struct weft_stack_slab *to_trim;
+    _Atomic size_t ntrim;   /* their number: written under lock, read as a hint */
 };
 
 /* Per-worker cache, owner worker only. */
@@ -117,6 +127,9 @@ void weft__stack_pool_fini(struct weft_stack_pool *p);
 struct weft_stack *weft__stack_get(struct weft_stack_pool *p,
                                    struct weft_stack_cache *c,
                                    unsigned high_water);
+/* Trim one queued slab, if any, outside the pool lock (see above).
+ * Returns whether it did. Any thread. */
+bool weft__stack_pool_trim_one(struct weft_stack_pool *p);
 /* Give a stack back. Beyond high_water, half the cache goes back to the
  * pool (S3). Owner of c only. */
 void weft__stack_put(struct weft_stack_pool *p, struct weft_stack_cache *c,

@@ -61,12 +61,44 @@ static void test_stacks_are_distinct_usable_and_armed(void **state) {
     assert_true(pool.nfree > 0);
     weft__stack_cache_drain(&pool, &cache);
     assert_int_equal(cache.count, 0);
-    /* Every stack is back: whole slabs went back to the OS at once, and
-     * a stack handed out again is armed again. */
-    assert_true(weft__stack_pool_trimmed(&pool) >= 1);
+    /* Every stack is back: whole slabs are queued, not trimmed on the
+     * way back; a trim returns one slab's pages at once; a stack handed
+     * out again is armed again. */
+    assert_int_equal(weft__stack_pool_trimmed(&pool), 0);
+    size_t trims = 0;
+    while (weft__stack_pool_trim_one(&pool))
+        trims++;
+    assert_true(trims >= 1);
+    assert_int_equal(weft__stack_pool_trimmed(&pool), trims);
     struct weft_stack *again = weft__stack_get(&pool, &cache, 8);
     assert_true(weft__stack_canary_ok(again));
     weft__stack_put(&pool, &cache, 8, again);
+    weft__stack_cache_drain(&pool, &cache);
+    weft__stack_pool_fini(&pool);
+}
+
+/* A queued slab that a refill draws from again is not trimmed: its
+ * stacks may be in use by then (S3). */
+static void test_reused_slab_is_not_trimmed(void **state) {
+    (void)state;
+    enum { N = 256 }; /* one slab of 16 KiB stacks */
+    struct weft_stack_pool pool;
+    struct weft_stack_cache cache = {0};
+    static struct weft_stack *s[N];
+    weft__stack_pool_init(&pool, 0);
+    for (int i = 0; i < N; i++)
+        s[i] = weft__stack_get(&pool, &cache, N);
+    for (int i = 0; i < N; i++)
+        weft__stack_put(&pool, &cache, N, s[i]);
+    weft__stack_cache_drain(&pool, &cache); /* the slab is all free: queued */
+    struct weft_stack *again = weft__stack_get(&pool, &cache, 2);
+    memset((char *)again->lo + again->size - 64, 0xab, 64);
+    assert_false(weft__stack_pool_trim_one(&pool));
+    assert_int_equal(weft__stack_pool_trimmed(&pool), 0);
+    /* Its page is still there, written, and its canary holds. */
+    assert_int_equal(((unsigned char *)again->lo)[again->size - 1], 0xab);
+    assert_true(weft__stack_canary_ok(again));
+    weft__stack_put(&pool, &cache, 2, again);
     weft__stack_cache_drain(&pool, &cache);
     weft__stack_pool_fini(&pool);
 }
@@ -203,6 +235,7 @@ int main(void) {
         cmocka_unit_test(test_classes_round_up_to_powers_of_two),
         cmocka_unit_test(test_stacks_are_distinct_usable_and_armed),
         cmocka_unit_test(test_cache_reuses_the_warmest_stack),
+        cmocka_unit_test(test_reused_slab_is_not_trimmed),
         cmocka_unit_test(test_slabs_take_nothing_from_malloc),
         cmocka_unit_test(test_slabs_share_growing_mappings),
         cmocka_unit_test(test_fault_classification),
