@@ -48,7 +48,8 @@
  *   4. the inject queue, a batch at a time;
  *   5. half of a random victim's deque; only while fewer than half of the
  *      busy workers are already searching ("Spinning");
- *   6. park ("Parking protocol").
+ *   6. return one all-free stack slab's pages to the OS, if one waits
+ *      (stack.h), and look again; else park ("Parking protocol").
  *   Steps 1-3 run in whichever context switches away; 4-6 only in the
  *   worker's own loop. Step 2 cannot starve the rest: step 1 comes
  *   first, and the wake queue only holds fibers that blocked, each woken
@@ -872,6 +873,20 @@ static bool park(struct weft_worker *w) {
     return true;
 }
 
+/* Before parking: return one all-free slab's pages to the OS (stack.h),
+ * off the fibers' exit path and outside the pool lock. One at a time,
+ * so work that arrives meanwhile waits for one madvise at most. Not
+ * while stopping: the pools' mappings are about to go whole. */
+static bool trim_stacks(struct weft_worker *w) {
+    /* relaxed: a late look only trims one slab more. */
+    if (atomic_load_explicit(&w->sched->stopping, memory_order_relaxed))
+        return false;
+    for (int k = 0; k < WEFT_STACK_CLASSES; k++)
+        if (weft__stack_pool_trim_one(&w->sched->pools[k]))
+            return true;
+    return false;
+}
+
 /* Steps 1-6, in the worker's own context. NULL: time to exit. */
 static struct weft_fiber *find_work(struct weft_worker *w) {
     for (;;) {
@@ -885,6 +900,8 @@ static struct weft_fiber *find_work(struct weft_worker *w) {
                 stop_spinning(w);
             return f;
         }
+        if (trim_stacks(w))
+            continue; /* it took a while: look for work again */
         if (!park(w))
             return NULL;
     }

@@ -19,15 +19,26 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+/* A slab's header heads its memory, before the pad page: a malloc'ed
+ * one would grow a worker's malloc arena, an mprotect taking the address
+ * space lock for writing, which every page fault of the other workers
+ * then waits for. */
 struct weft_stack_slab {
     struct weft_stack_slab *next;
-    void *base;
-    size_t map_len;
+    void *base;       /* the pad page: where the stacks' part begins */
+    size_t map_len;   /* bytes from base to the end of the slab */
+    size_t hdr_len;   /* bytes of header pages, just below base */
     unsigned nslots;
     unsigned nfree;   /* S3; pool lock */
     bool guarded;
     bool regions;     /* guards are guard regions (no budget spent) */
     bool trimmed;     /* pages returned since the last hand-out; pool lock */
+    bool trim_queued; /* on the pool's to_trim list; pool lock */
+    bool trimming;    /* a trim is under way, outside the lock; pool lock */
+    struct weft_stack_slab *trim_next; /* to_trim link; pool lock */
+    struct weft_stack *aside;          /* its stacks a refill met while
+                                        * trimming; pool lock */
+    unsigned naside;
     struct weft_stack stacks[];
 };
 
@@ -37,6 +48,18 @@ struct weft_stack_slab {
 #define SLAB_MAX_SLOTS 256u
 /* Guarded slabs are smaller, so the guard budget is spent in small steps. */
 #define GUARDED_SLAB_MAX_SLOTS 32u
+/* Regions ("Regions" in stack.h): slabs in the first, and the most. */
+#define REGION_FIRST_SLABS 2u
+#define REGION_MAX_SLABS 256u
+#define REGION_MAX_BYTES ((size_t)1 << 30)
+
+/* A reservation slabs are carved from; unmapped at pool_fini. */
+struct weft_stack_region {
+    struct weft_stack_region *next;
+    void *base;
+    size_t len;
+    unsigned nslabs; /* slabs it was sized for */
+};
 
 /* ---- Guard budget (process-wide) --------------------------------------- */
 
@@ -185,7 +208,41 @@ static bool install_guards(char *first_slot, size_t slot_size, unsigned nslots) 
 
 /* ---- Slabs -------------------------------------------------------------- */
 
-static struct weft_stack_slab *slab_create(size_t slot_size, int klass) {
+/* len bytes (a slab's) of reserved address space for p. Regions double
+ * in size, so a million stacks take a dozen mappings. NULL when out of
+ * address space. */
+static char *reserve_slab(struct weft_stack_pool *p, size_t len) {
+    pthread_mutex_lock(&p->lock);
+    if (p->reserve_left < len) {
+        unsigned nslabs = p->regions ? 2 * p->regions->nslabs : REGION_FIRST_SLABS;
+        if (nslabs > REGION_MAX_SLABS)
+            nslabs = REGION_MAX_SLABS;
+        while (nslabs > 1 && (size_t)nslabs * len > REGION_MAX_BYTES)
+            nslabs /= 2;
+        struct weft_stack_region *r = malloc(sizeof *r);
+        void *base = r ? mmap(NULL, (size_t)nslabs * len, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                       : MAP_FAILED;
+        if (base == MAP_FAILED) {
+            pthread_mutex_unlock(&p->lock);
+            free(r);
+            return NULL;
+        }
+        /* What was left of the last region stays reserved, untouched. */
+        *r = (struct weft_stack_region){p->regions, base, (size_t)nslabs * len, nslabs};
+        p->regions = r;
+        p->reserve = base;
+        p->reserve_left = r->len;
+    }
+    char *m = p->reserve;
+    p->reserve += len;
+    p->reserve_left -= len;
+    pthread_mutex_unlock(&p->lock);
+    return m;
+}
+
+static struct weft_stack_slab *slab_create(struct weft_stack_pool *p, size_t slot_size,
+                                           int klass) {
     const size_t page = weft__page_size();
     unsigned nslots = (unsigned)(SLAB_BYTES / slot_size);
     if (nslots == 0)
@@ -201,20 +258,26 @@ static struct weft_stack_slab *slab_create(size_t slot_size, int klass) {
         nslots = gslots;
     }
 
-    struct weft_stack_slab *slab =
-        malloc(sizeof *slab + nslots * sizeof(struct weft_stack));
-    if (!slab)
-        goto fail_header;
-    slab->map_len = page + (size_t)nslots * slot_size;
-    slab->base = mmap(NULL, slab->map_len, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (slab->base == MAP_FAILED)
+    size_t hdr_len = sizeof(struct weft_stack_slab) + nslots * sizeof(struct weft_stack);
+    hdr_len = (hdr_len + page - 1) & ~(page - 1);
+    size_t map_len = page + (size_t)nslots * slot_size;
+    char *map = reserve_slab(p, hdr_len + map_len);
+    if (!map)
         goto fail_map;
+    struct weft_stack_slab *slab = (struct weft_stack_slab *)(void *)map;
+    slab->hdr_len = hdr_len;
+    slab->map_len = map_len;
+    slab->base = map + hdr_len;
     slab->nslots = nslots;
     slab->nfree = nslots;
     slab->guarded = guarded;
     slab->regions = regions;
     slab->trimmed = false;
+    slab->trim_queued = false;
+    slab->trimming = false;
+    slab->trim_next = NULL;
+    slab->aside = NULL;
+    slab->naside = 0;
     slab->next = NULL;
 
     char *first_slot = (char *)slab->base + page;
@@ -245,8 +308,6 @@ static struct weft_stack_slab *slab_create(size_t slot_size, int klass) {
     return slab;
 
 fail_map:
-    free(slab);
-fail_header:
     if (guarded && !regions)
         guard_budget_return(gslots);
     return NULL;
@@ -256,10 +317,8 @@ static void slab_destroy(struct weft_stack_slab *slab) {
     long guarded = 0;
     for (unsigned i = 0; i < slab->nslots; i++)
         guarded += slab->stacks[i].guarded;
-    munmap(slab->base, slab->map_len);
     if (!slab->regions)
         guard_budget_return(guarded);
-    free(slab);
 }
 
 /* ---- Pool --------------------------------------------------------------- */
@@ -270,6 +329,11 @@ void weft__stack_pool_init(struct weft_stack_pool *p, int klass) {
     p->free = NULL;
     p->nfree = 0;
     p->slabs = NULL;
+    p->regions = NULL;
+    p->reserve = NULL;
+    p->reserve_left = 0;
+    p->to_trim = NULL;
+    atomic_init(&p->ntrim, 0);
 }
 
 void weft__stack_pool_fini(struct weft_stack_pool *p) {
@@ -278,9 +342,35 @@ void weft__stack_pool_fini(struct weft_stack_pool *p) {
         slab_destroy(p->slabs);
         p->slabs = next;
     }
+    while (p->regions) {
+        struct weft_stack_region *next = p->regions->next;
+        munmap(p->regions->base, p->regions->len);
+        free(p->regions);
+        p->regions = next;
+    }
+    p->reserve = NULL;
+    p->reserve_left = 0;
     p->free = NULL;
     p->nfree = 0;
     pthread_mutex_destroy(&p->lock);
+}
+
+/* Caller holds p->lock and the free list is empty: make a slab and put
+ * its stacks there. A new slab is hundreds of system calls (guards,
+ * pre-faulting): made outside the lock, so other workers' refills and
+ * returns do not queue up behind it. */
+static void add_slab_locked(struct weft_stack_pool *p) {
+    pthread_mutex_unlock(&p->lock);
+    struct weft_stack_slab *slab = slab_create(p, p->slot_size,
+                                               weft__stack_class(p->slot_size));
+    pthread_mutex_lock(&p->lock);
+    if (slab) {
+        slab->next = p->slabs;
+        p->slabs = slab;
+        slab->stacks[slab->nslots - 1].next = p->free;
+        p->free = &slab->stacks[0];
+        p->nfree += slab->nslots;
+    }
 }
 
 /* Move up to n stacks from the pool (or a new slab) into the cache.
@@ -288,27 +378,29 @@ void weft__stack_pool_fini(struct weft_stack_pool *p) {
 static unsigned refill(struct weft_stack_pool *p, struct weft_stack_cache *c,
                        unsigned n) {
     unsigned moved = 0;
-    pthread_mutex_lock(&p->lock);
-    if (!p->free) {
-        /* A new slab is hundreds of system calls (guards, pre-faulting):
-         * made outside the lock, so other workers' refills and returns
-         * do not queue up behind it. */
-        pthread_mutex_unlock(&p->lock);
-        struct weft_stack_slab *slab = slab_create(p->slot_size, weft__stack_class(p->slot_size));
-        pthread_mutex_lock(&p->lock);
-        if (slab) {
-            slab->next = p->slabs;
-            p->slabs = slab;
-            slab->stacks[slab->nslots - 1].next = p->free;
-            p->free = &slab->stacks[0];
-            p->nfree += slab->nslots;
-        }
-    }
+    bool made = false;
     struct weft_stack_slab *refault = NULL; /* a trimmed slab back in use */
-    while (p->free && moved < n) {
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        if (!p->free) {
+            if (made || moved)
+                break;
+            add_slab_locked(p);
+            made = true;
+            continue;
+        }
+        if (moved == n)
+            break;
         struct weft_stack *s = p->free;
         p->free = s->next;
         p->nfree--;
+        if (WEFT_UNLIKELY(s->slab->trimming)) {
+            /* Its pages are going; the trimmer puts it back after. */
+            s->next = s->slab->aside;
+            s->slab->aside = s;
+            s->slab->naside++;
+            continue;
+        }
         s->slab->nfree--;
         if (s->slab->trimmed) {
             s->slab->trimmed = false;
@@ -350,23 +442,71 @@ struct weft_stack *weft__stack_get(struct weft_stack_pool *p,
     return s;
 }
 
-/* Every stack of the slab is in the pool: return all its pages at once
- * (S3). Its canaries go with them; each is re-armed at its next get. */
-static void trim_slab(struct weft_stack_slab *slab) {
-    /* One call for the whole slab: MADV_DONTNEED drops the pages of the
-     * usable ranges and leaves the PROT_NONE guard pages as they are. */
+/* Every stack of the slab is in the pool (S3): queue it for a trim by
+ * the next worker about to park. Caller holds p->lock. */
+static void queue_trim_locked(struct weft_stack_pool *p, struct weft_stack_slab *slab) {
+    slab->trim_queued = true;
+    slab->trim_next = p->to_trim;
+    p->to_trim = slab;
+    /* relaxed: a hint for weft__stack_pool_trim_one; the lock decides. */
+    atomic_store_explicit(&p->ntrim, atomic_load_explicit(&p->ntrim, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+bool weft__stack_pool_trim_one(struct weft_stack_pool *p) {
+    /* relaxed: see queue_trim_locked. */
+    if (atomic_load_explicit(&p->ntrim, memory_order_relaxed) == 0)
+        return false;
+    pthread_mutex_lock(&p->lock);
+    struct weft_stack_slab *slab;
+    while ((slab = p->to_trim)) {
+        p->to_trim = slab->trim_next;
+        atomic_store_explicit(&p->ntrim, atomic_load_explicit(&p->ntrim, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+        slab->trim_queued = false;
+        /* A refill may have taken some of its stacks since (S3). */
+        if (slab->nfree == slab->nslots && !slab->trimmed)
+            break;
+    }
+    if (!slab) {
+        pthread_mutex_unlock(&p->lock);
+        return false;
+    }
+    slab->trimming = true;
+    pthread_mutex_unlock(&p->lock);
+    /* Outside the lock: refills set this slab's stacks aside meanwhile,
+     * and no one holds any of them, so no one touches its pages. One call
+     * for the whole slab but its header: MADV_DONTNEED drops the usable
+     * ranges' pages and leaves the guard pages as they are. */
     madvise(slab->base, slab->map_len, MADV_DONTNEED);
+    /* Its canaries went with the pages; each is re-armed at its next get
+     * (the lock below orders these stores before that). */
     for (unsigned i = 0; i < slab->nslots; i++)
         slab->stacks[i].canary_set = false;
+    pthread_mutex_lock(&p->lock);
+    slab->trimming = false;
     slab->trimmed = true;
+    if (slab->aside) {
+        struct weft_stack *last = slab->aside;
+        while (last->next)
+            last = last->next;
+        last->next = p->free;
+        p->free = slab->aside;
+        p->nfree += slab->naside;
+        slab->aside = NULL;
+        slab->naside = 0;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return true;
 }
 
 static void give_back(struct weft_stack_pool *p, struct weft_stack *first,
                       struct weft_stack *last, unsigned n) {
     pthread_mutex_lock(&p->lock);
     for (struct weft_stack *s = first;; s = s->next) {
-        if (++s->slab->nfree == s->slab->nslots && !s->slab->trimmed)
-            trim_slab(s->slab);
+        struct weft_stack_slab *slab = s->slab;
+        if (++slab->nfree == slab->nslots && !slab->trimmed && !slab->trim_queued)
+            queue_trim_locked(p, slab);
         if (s == last)
             break;
     }
@@ -427,6 +567,15 @@ size_t weft__stack_pool_trimmed(struct weft_stack_pool *p) {
     pthread_mutex_lock(&p->lock);
     for (struct weft_stack_slab *slab = p->slabs; slab; slab = slab->next)
         n += slab->trimmed;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+size_t weft__stack_pool_mappings(struct weft_stack_pool *p) {
+    size_t n = 0;
+    pthread_mutex_lock(&p->lock);
+    for (struct weft_stack_region *r = p->regions; r; r = r->next)
+        n++;
     pthread_mutex_unlock(&p->lock);
     return n;
 }

@@ -4,11 +4,21 @@
  *
  * Slab layout (one mmap, MAP_NORESERVE; addresses grow to the right):
  *
- *   [pad page][slot 0][slot 1] ... [slot K-1]
+ *   [header][pad page][slot 0][slot 1] ... [slot K-1]
  *   slot = [guard page, if guarded][usable stack ........][top reserve]
  *
- * Each stack's canary word sits just below its slot: in the top reserve of
- * the slot beneath it (or in the pad page for slot 0). A stack that
+ * The header (struct weft_stack_slab and its stack descriptors, whole
+ * pages) shares the slab's memory: no malloc per slab.
+ *
+ * Regions: slabs are carved from a pool's regions, reservations that
+ * double in size (2, 4, ... 256 slabs, at most 1 GiB unless one slab is
+ * bigger), all unmapped at pool_fini. A mmap per slab took the address
+ * space lock for writing thousands of times, and each time the other
+ * workers' page faults and pre-faulting (which hold it for reading)
+ * queued behind it.
+ *
+ * Each stack's canary word sits just below its slot: in the top reserve
+ * of the slot beneath it (or in the pad page for slot 0). A stack that
  * overflows writes that word first, and the top of the slot beneath is a
  * page its own fiber already uses, so the canary costs no extra page per
  * stack (a million fibers need one resident page each, not two).
@@ -32,7 +42,11 @@
  * goes to the runtime's pool. When every stack of a slab is back in the
  * pool, the whole slab's pages go back to the OS with one madvise: one
  * TLB shootdown per slab, not one per stack (per-stack madvise was the
- * largest cost of a million short-lived sleepers).
+ * largest cost of a million short-lived sleepers). The slab is queued
+ * and trimmed by a worker about to park, outside the pool lock: not in
+ * the way of a fiber's exit or of other workers' refills, and not at
+ * all if a refill takes one of its stacks first. A runtime that never
+ * goes idle keeps such slabs, and reuses them.
  *
  * Invariants:
  *   S1  a stack is in exactly one place: a worker cache, its pool's free
@@ -40,12 +54,15 @@
  *   S2  the canary of a stack in use holds weft__stack_canary_value().
  *   S3  slab->nfree counts its stacks in the pool's free list (pool lock);
  *       a slab is trimmed (its pages returned, canaries disarmed) only
- *       while nfree == nslots.
+ *       while nfree == nslots. While a trim is under way (slab->trimming)
+ *       a refill sets the slab's stacks aside, still counted free, and
+ *       the trimmer puts them back on the free list when done.
  */
 #ifndef WEFT_STACK_H
 #define WEFT_STACK_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,6 +76,7 @@
 #define WEFT_STACK_TOP_RESERVE 64
 
 struct weft_stack_slab;
+struct weft_stack_region;
 
 /* A stack descriptor. Lives in its slab's header array, never freed
  * before the slab. Fields are immutable after the slab is made, except
@@ -82,6 +100,13 @@ struct weft_stack_pool {
     struct weft_stack *free;
     size_t nfree;
     struct weft_stack_slab *slabs;
+    /* Address space slabs are carved from (see "Regions"). */
+    struct weft_stack_region *regions;
+    char *reserve;          /* next free byte of the newest region */
+    size_t reserve_left;
+    /* Slabs all free, waiting for weft__stack_pool_trim_one (S3). */
+    struct weft_stack_slab *to_trim;
+    _Atomic size_t ntrim;   /* their number: written under lock, read as a hint */
 };
 
 /* Per-worker cache, owner worker only. */
@@ -102,6 +127,9 @@ void weft__stack_pool_fini(struct weft_stack_pool *p);
 struct weft_stack *weft__stack_get(struct weft_stack_pool *p,
                                    struct weft_stack_cache *c,
                                    unsigned high_water);
+/* Trim one queued slab, if any, outside the pool lock (see above).
+ * Returns whether it did. Any thread. */
+bool weft__stack_pool_trim_one(struct weft_stack_pool *p);
 /* Give a stack back. Beyond high_water, half the cache goes back to the
  * pool (S3). Owner of c only. */
 void weft__stack_put(struct weft_stack_pool *p, struct weft_stack_cache *c,
@@ -123,6 +151,9 @@ bool weft__stack_fault_is_overflow(const struct weft_stack *s, uintptr_t addr,
 
 /* Slabs of p whose pages went back to the OS (for tests). */
 size_t weft__stack_pool_trimmed(struct weft_stack_pool *p);
+
+/* Mappings p made for its slabs (for tests). */
+size_t weft__stack_pool_mappings(struct weft_stack_pool *p);
 
 /* Stacks with guard pages this process may still make (for tests). */
 long weft__stack_guard_budget(void);

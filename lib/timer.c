@@ -34,7 +34,20 @@
  *
  *   Entries come from a per-runtime pool of chunks (never freed before
  *   destroy): a worker keeps a cache, the timer thread returns what it
- *   frees in batches. No malloc on the arm path.
+ *   frees in batches. No malloc on the arm path. Chunks are mmap'ed and
+ *   grow with the pool (an eighth of it each), so a million entries take
+ *   tens of mappings, not thousands of malloc arena extensions (each an
+ *   mprotect holding the address space lock that page faults wait for).
+ *
+ * The heap
+ *   A 4-ary min-heap of (deadline, entry) pairs: a sift compares
+ *   deadlines held in the array, not behind the entries' pointers (a
+ *   million pending entries are a cache miss each). The array is offset
+ *   so that each node's four children share one cache line. The drained
+ *   submission stack is reversed first: it comes newest first, and in
+ *   submission order sleeps of one length go in without sifting.
+ *   Expired fibers are queued every WEFT_TIMER_WAKE_CHUNK, so workers
+ *   start on the first ones while the thread pops the rest.
  *
  * Rejected designs
  *   - A mutex-protected heap shared with the fibers: every sleep and
@@ -49,6 +62,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "park.h"
@@ -57,6 +71,8 @@
 #include "wait.h"
 
 #define WEFT_TIMER_DRAIN_EVERY 4096u
+/* Fibers the timer thread readies before it hands them to the workers. */
+#define WEFT_TIMER_WAKE_CHUNK 256u
 
 enum { ENTRY_ARMED, ENTRY_FIRING, ENTRY_FIRED, ENTRY_CANCELLED };
 
@@ -69,12 +85,26 @@ struct weft_timer_entry {
     struct weft_timer_entry *next; /* submission stack link */
 };
 
-/* Entries per chunk of the entry pool. */
+/* Entries in the entry pool's first chunk, and its least growth. */
 #define ENTRY_CHUNK 256u
 /* Entries a worker keeps before giving half back to the pool. */
 #define ENTRY_CACHE_MAX 1024u
 /* Entries the timer thread frees before handing them back in one batch. */
 #define ENTRY_RETURN_BATCH 256u
+
+/* A heap node: the deadline copied inline, so sifts do not chase e. */
+struct heap_node {
+    uint64_t deadline;
+    struct weft_timer_entry *e;
+};
+/* Nodes before heap[0] in the mapping: puts heap[4i+1 .. 4i+4] (the
+ * children of i) in one 64-byte line. */
+#define HEAP_PAD 3u
+
+struct chunk {
+    void *base;
+    size_t len; /* bytes mapped */
+};
 
 struct weft_timer {
     /* -- Shared. -- */
@@ -87,11 +117,12 @@ struct weft_timer {
      *    late reader never touches freed memory. -- */
     pthread_mutex_t pool_lock;
     struct weft_timer_entry *pool_free;
-    void **chunks;
+    struct chunk *chunks;
     size_t nchunks, chunks_cap;
+    size_t nentries;                 /* in all chunks */
 
     /* -- Timer thread only. -- */
-    struct weft_timer_entry **heap;
+    struct heap_node *heap;          /* HEAP_PAD nodes into its mapping */
     size_t heap_len, heap_cap;
     size_t compact_at;               /* heap size that triggers compact() */
     struct weft_timer_entry *freed;  /* entries to hand back in a batch */
@@ -119,17 +150,26 @@ uint64_t weft_now(void) {
 static bool pool_grow_locked(struct weft_timer *t) {
     if (t->nchunks == t->chunks_cap) {
         size_t cap = t->chunks_cap ? 2 * t->chunks_cap : 16;
-        void **chunks = realloc(t->chunks, cap * sizeof *chunks);
+        struct chunk *chunks = realloc(t->chunks, cap * sizeof *chunks);
         if (!chunks)
             return false;
         t->chunks = chunks;
         t->chunks_cap = cap;
     }
-    struct weft_timer_entry *chunk = malloc(ENTRY_CHUNK * sizeof *chunk);
-    if (!chunk)
+    /* An eighth of what the pool holds: geometric, so few mappings, yet
+     * never more than an eighth unused (the abandoned-timeouts test
+     * bounds the high-water mark). */
+    size_t n = t->nentries / 8 > ENTRY_CHUNK ? t->nentries / 8 : ENTRY_CHUNK;
+    size_t len = n * sizeof(struct weft_timer_entry);
+    len = (len + weft__page_size() - 1) & ~(weft__page_size() - 1);
+    n = len / sizeof(struct weft_timer_entry);
+    struct weft_timer_entry *chunk = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (chunk == MAP_FAILED)
         return false;
-    t->chunks[t->nchunks++] = chunk;
-    for (unsigned i = 0; i < ENTRY_CHUNK; i++) {
+    t->chunks[t->nchunks++] = (struct chunk){chunk, len};
+    t->nentries += n;
+    for (size_t i = n; i-- > 0;) {
         chunk[i].next = t->pool_free;
         t->pool_free = &chunk[i];
     }
@@ -314,7 +354,14 @@ bool weft__timer_disarm(struct weft_timer_entry *e) {
 
 uint64_t weft__timer_pending(struct weft_timer *t) {
     pthread_mutex_lock(&t->pool_lock);
-    uint64_t n = (uint64_t)t->nchunks * ENTRY_CHUNK;
+    uint64_t n = t->nentries;
+    pthread_mutex_unlock(&t->pool_lock);
+    return n;
+}
+
+size_t weft__timer_chunks(struct weft_timer *t) {
+    pthread_mutex_lock(&t->pool_lock);
+    size_t n = t->nchunks;
     pthread_mutex_unlock(&t->pool_lock);
     return n;
 }
@@ -323,35 +370,42 @@ uint64_t weft__timer_pending(struct weft_timer *t) {
 
 static bool heap_grow(struct weft_timer *t) {
     size_t cap = t->heap_cap ? t->heap_cap * 2 : 1024;
-    struct weft_timer_entry **h = realloc(t->heap, cap * sizeof *h);
-    if (!h)
+    size_t old_len = (t->heap_cap + HEAP_PAD) * sizeof(struct heap_node);
+    size_t len = (cap + HEAP_PAD) * sizeof(struct heap_node);
+    /* Page-aligned either way, so the padding keeps children in a line;
+     * mremap moves the pages instead of copying them. */
+    void *m = t->heap ? mremap(t->heap - HEAP_PAD, old_len, len, MREMAP_MAYMOVE)
+                      : mmap(NULL, len, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
         return false;
-    t->heap = h;
+    t->heap = (struct heap_node *)m + HEAP_PAD;
     t->heap_cap = cap;
     return true;
 }
 
-static void sift_up(struct weft_timer_entry **h, size_t i) {
-    struct weft_timer_entry *e = h[i];
+static void sift_up(struct heap_node *h, size_t i) {
+    struct heap_node x = h[i];
     while (i > 0) {
         size_t parent = (i - 1) / 4;
-        if (h[parent]->deadline <= e->deadline)
+        if (h[parent].deadline <= x.deadline)
             break;
         h[i] = h[parent];
         i = parent;
     }
-    h[i] = e;
+    h[i] = x;
 }
 
-static void sift_down(struct weft_timer_entry **h, size_t len, size_t i) {
-    struct weft_timer_entry *e = h[i];
+static void sift_down(struct heap_node *h, size_t len, size_t i) {
+    struct heap_node x = h[i];
     for (;;) {
         size_t child = 4 * i + 1, best = i;
-        uint64_t best_deadline = e->deadline;
-        for (size_t c = child; c < child + 4 && c < len; c++) {
-            if (h[c]->deadline < best_deadline) {
+        uint64_t best_deadline = x.deadline;
+        size_t end = child + 4 < len ? child + 4 : len;
+        for (size_t c = child; c < end; c++) {
+            if (h[c].deadline < best_deadline) {
                 best = c;
-                best_deadline = h[c]->deadline;
+                best_deadline = h[c].deadline;
             }
         }
         if (best == i)
@@ -359,7 +413,7 @@ static void sift_down(struct weft_timer_entry **h, size_t len, size_t i) {
         h[i] = h[best];
         i = best;
     }
-    h[i] = e;
+    h[i] = x;
 }
 
 static bool is_cancelled(struct weft_timer_entry *e) {
@@ -370,8 +424,8 @@ static bool is_cancelled(struct weft_timer_entry *e) {
 static void compact(struct weft_timer *t) {
     size_t n = 0;
     for (size_t i = 0; i < t->heap_len; i++) {
-        if (is_cancelled(t->heap[i]))
-            entry_unref(t, t->heap[i]);
+        if (is_cancelled(t->heap[i].e))
+            entry_unref(t, t->heap[i].e);
         else
             t->heap[n++] = t->heap[i];
     }
@@ -384,8 +438,16 @@ static void compact(struct weft_timer *t) {
 /* Move every submitted entry into the heap. */
 static void drain(struct weft_timer *t) {
     /* acquire: pairs with the submitters' CAS, for the entries' fields. */
-    struct weft_timer_entry *e = atomic_exchange_explicit(&t->submitted, NULL,
-                                                          memory_order_acquire);
+    struct weft_timer_entry *newest = atomic_exchange_explicit(&t->submitted, NULL,
+                                                               memory_order_acquire);
+    /* Oldest first: sleeps of one length then go in without sifting. */
+    struct weft_timer_entry *e = NULL;
+    while (newest) {
+        struct weft_timer_entry *next = newest->next;
+        newest->next = e;
+        e = newest;
+        newest = next;
+    }
     while (e) {
         struct weft_timer_entry *next = e->next;
         /* Cancelled ones go in too: the earliest deadline the thread
@@ -402,7 +464,7 @@ static void drain(struct weft_timer *t) {
                                                               memory_order_relaxed))
                     ;
             } else {
-                t->heap[t->heap_len] = e;
+                t->heap[t->heap_len] = (struct heap_node){e->deadline, e};
                 sift_up(t->heap, t->heap_len++);
             }
         }
@@ -418,12 +480,13 @@ static void drain(struct weft_timer *t) {
     }
 }
 
-/* Fire every entry due by now; queue the fibers we claimed in one batch. */
+/* Fire every entry due by now; queue the fibers we claimed in batches of
+ * WEFT_TIMER_WAKE_CHUNK. */
 static void expire(struct weft_timer *t, uint64_t now) {
     struct weft_fiber *first = NULL, *last = NULL;
     size_t n = 0;
-    while (t->heap_len && t->heap[0]->deadline <= now) {
-        struct weft_timer_entry *e = t->heap[0];
+    while (t->heap_len && t->heap[0].deadline <= now) {
+        struct weft_timer_entry *e = t->heap[0].e;
         t->heap[0] = t->heap[--t->heap_len];
         if (t->heap_len)
             sift_down(t->heap, t->heap_len, 0);
@@ -446,10 +509,14 @@ static void expire(struct weft_timer *t, uint64_t now) {
             atomic_store_explicit(&e->state, ENTRY_FIRED, memory_order_release);
         }
         entry_unref(t, e);
+        if (n == WEFT_TIMER_WAKE_CHUNK) {
+            weft__sched_ready_chain(t->sched, first, last, n);
+            first = last = NULL;
+            n = 0;
+        }
     }
-    if (n) {
+    if (n)
         weft__sched_ready_chain(t->sched, first, last, n);
-    }
 }
 
 static void *timer_main(void *arg) {
@@ -460,7 +527,7 @@ static void *timer_main(void *arg) {
         return_freed(t);
         if (atomic_load_explicit(&t->stop, memory_order_acquire))
             break;
-        uint64_t until = t->heap_len ? t->heap[0]->deadline : WEFT_FOREVER;
+        uint64_t until = t->heap_len ? t->heap[0].deadline : WEFT_FOREVER;
         /* seq_cst: see weft__timer_arm. */
         atomic_store_explicit(&t->sleeping_until, until, memory_order_seq_cst);
         if (atomic_load_explicit(&t->submitted, memory_order_seq_cst))
@@ -500,10 +567,11 @@ void weft__timer_destroy(struct weft_timer *t) {
     /* No fiber waits any more: every entry left is cancelled or fired. */
     /* Entries live in the pool's chunks: free those, and all is gone. */
     for (size_t i = 0; i < t->nchunks; i++)
-        free(t->chunks[i]);
+        munmap(t->chunks[i].base, t->chunks[i].len);
     free(t->chunks);
     pthread_mutex_destroy(&t->pool_lock);
-    free(t->heap);
+    if (t->heap)
+        munmap(t->heap - HEAP_PAD, (t->heap_cap + HEAP_PAD) * sizeof *t->heap);
     free(t);
 }
 

@@ -32,4 +32,7 @@ bool weft__timer_disarm(struct weft_timer_entry *e);
  * timeouts". */
 uint64_t weft__timer_pending(struct weft_timer *t);
 
+/* Chunks the entry pool is made of (a test hook: they grow with it). */
+size_t weft__timer_chunks(struct weft_timer *t);
+
 #endif /* WEFT_TIMER_H */

@@ -357,11 +357,52 @@ static void test_canary_checked_at_switch_out(void **state) {
     assert_non_null(strstr(out, "canary"));
 }
 
+/* ---- Idle workers return all-free slabs' pages --------------------------- */
+
+static atomic_long slept, started;
+static atomic_int gate;
+
+/* Holds its stack until the gate opens: all of them at once. */
+static void *sleep_until_gate(void *arg) {
+    (void)arg;
+    atomic_fetch_add(&started, 1);
+    while (!atomic_load(&gate))
+        CHECK(weft_sleep(WEFT_MSEC) == 0);
+    atomic_fetch_add(&slept, 1);
+    return NULL;
+}
+
+/* Slabs whose stacks all came back are not trimmed on the fibers' exit
+ * path but by a worker about to park: an idle runtime trims them. */
+static void test_idle_workers_trim_free_slabs(void **state) {
+    (void)state;
+    weft_runtime *rt;
+    weft_config cfg = {.workers = 2, .stack_size = 16 * 1024, .stack_cache = 8};
+    assert_int_equal(weft_runtime_create(&rt, &cfg), 0);
+    enum { N = 2048 }; /* eight slabs of 16 KiB stacks, all in use at once */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(weft_spawn(rt, sleep_until_gate, NULL, NULL), 0);
+    while (atomic_load(&started) < N)
+        usleep(1000);
+    atomic_store(&gate, 1);
+    struct weft_stack_pool *pool = &rt->sched.pools[rt->sched.default_class];
+    size_t trimmed = 0;
+    for (int i = 0; i < 500 && (atomic_load(&slept) < N || !trimmed); i++) {
+        usleep(10 * 1000);
+        trimmed = weft__stack_pool_trimmed(pool);
+    }
+    assert_int_equal(atomic_load(&slept), N);
+    assert_true(trimmed >= 1);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fork_join_runs_depth_first),
         cmocka_unit_test(test_yield_lets_others_run),
         cmocka_unit_test(test_timer_wakes_run_before_new_fibers),
+        cmocka_unit_test(test_idle_workers_trim_free_slabs),
         cmocka_unit_test(test_wake_batch_does_not_spill),
         cmocka_unit_test(test_take_back_only_near_the_bottom),
         cmocka_unit_test(test_has_local_work),

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -59,12 +61,44 @@ static void test_stacks_are_distinct_usable_and_armed(void **state) {
     assert_true(pool.nfree > 0);
     weft__stack_cache_drain(&pool, &cache);
     assert_int_equal(cache.count, 0);
-    /* Every stack is back: whole slabs went back to the OS at once, and
-     * a stack handed out again is armed again. */
-    assert_true(weft__stack_pool_trimmed(&pool) >= 1);
+    /* Every stack is back: whole slabs are queued, not trimmed on the
+     * way back; a trim returns one slab's pages at once; a stack handed
+     * out again is armed again. */
+    assert_int_equal(weft__stack_pool_trimmed(&pool), 0);
+    size_t trims = 0;
+    while (weft__stack_pool_trim_one(&pool))
+        trims++;
+    assert_true(trims >= 1);
+    assert_int_equal(weft__stack_pool_trimmed(&pool), trims);
     struct weft_stack *again = weft__stack_get(&pool, &cache, 8);
     assert_true(weft__stack_canary_ok(again));
     weft__stack_put(&pool, &cache, 8, again);
+    weft__stack_cache_drain(&pool, &cache);
+    weft__stack_pool_fini(&pool);
+}
+
+/* A queued slab that a refill draws from again is not trimmed: its
+ * stacks may be in use by then (S3). */
+static void test_reused_slab_is_not_trimmed(void **state) {
+    (void)state;
+    enum { N = 256 }; /* one slab of 16 KiB stacks */
+    struct weft_stack_pool pool;
+    struct weft_stack_cache cache = {0};
+    static struct weft_stack *s[N];
+    weft__stack_pool_init(&pool, 0);
+    for (int i = 0; i < N; i++)
+        s[i] = weft__stack_get(&pool, &cache, N);
+    for (int i = 0; i < N; i++)
+        weft__stack_put(&pool, &cache, N, s[i]);
+    weft__stack_cache_drain(&pool, &cache); /* the slab is all free: queued */
+    struct weft_stack *again = weft__stack_get(&pool, &cache, 2);
+    memset((char *)again->lo + again->size - 64, 0xab, 64);
+    assert_false(weft__stack_pool_trim_one(&pool));
+    assert_int_equal(weft__stack_pool_trimmed(&pool), 0);
+    /* Its page is still there, written, and its canary holds. */
+    assert_int_equal(((unsigned char *)again->lo)[again->size - 1], 0xab);
+    assert_true(weft__stack_canary_ok(again));
+    weft__stack_put(&pool, &cache, 2, again);
     weft__stack_cache_drain(&pool, &cache);
     weft__stack_pool_fini(&pool);
 }
@@ -141,11 +175,69 @@ static void test_every_guarded_stack_has_its_guard(void **state) {
     weft__stack_pool_fini(&pool);
 }
 
+/* Slabs are carved from regions that double: sixteen slabs, four
+ * mappings (2 + 4 + 8 + 16 slabs), not sixteen. */
+static void test_slabs_share_growing_mappings(void **state) {
+    (void)state;
+    enum { N = 16 * 256 }; /* sixteen slabs of 16 KiB stacks */
+    struct weft_stack_pool pool;
+    struct weft_stack_cache cache = {0};
+    struct weft_stack **s = calloc(N, sizeof *s);
+    assert_non_null(s);
+    weft__stack_pool_init(&pool, 0);
+    for (int i = 0; i < N; i++) {
+        s[i] = weft__stack_get(&pool, &cache, N);
+        assert_non_null(s[i]);
+        /* Slabs side by side in one region stay apart: each stack is
+         * usable end to end and the canary below it holds. */
+        memset((char *)s[i]->lo + s[i]->size - 64, 0xab, 64);
+    }
+    for (int i = 0; i < N; i++)
+        assert_true(weft__stack_canary_ok(s[i]));
+    assert_true(weft__stack_pool_mappings(&pool) <= 4);
+    for (int i = 0; i < N; i++)
+        weft__stack_put(&pool, &cache, N, s[i]);
+    weft__stack_cache_drain(&pool, &cache);
+    weft__stack_pool_fini(&pool);
+    free(s);
+}
+
+/* Making slabs does not grow the malloc heap: their headers live in
+ * their own mappings (a malloc arena's growth is an mprotect that stalls
+ * every other thread's page faults). */
+static void test_slabs_take_nothing_from_malloc(void **state) {
+    (void)state;
+    enum { N = 1024 }; /* four slabs of 16 KiB stacks */
+    struct weft_stack_pool pool;
+    struct weft_stack_cache cache = {0};
+    struct weft_stack **s = calloc(N, sizeof *s);
+    assert_non_null(s);
+    weft__stack_pool_init(&pool, 0);
+    struct mallinfo2 before = mallinfo2();
+    for (int i = 0; i < N; i++) {
+        s[i] = weft__stack_get(&pool, &cache, N);
+        assert_non_null(s[i]);
+    }
+    struct mallinfo2 after = mallinfo2();
+    size_t grown = (after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd);
+    /* Malloc'ed headers were 12 KiB a slab. */
+    if (grown >= 4096)
+        fail_msg("%zu bytes malloc'ed for %d stacks", grown, N);
+    for (int i = 0; i < N; i++)
+        weft__stack_put(&pool, &cache, N, s[i]);
+    weft__stack_cache_drain(&pool, &cache);
+    weft__stack_pool_fini(&pool);
+    free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classes_round_up_to_powers_of_two),
         cmocka_unit_test(test_stacks_are_distinct_usable_and_armed),
         cmocka_unit_test(test_cache_reuses_the_warmest_stack),
+        cmocka_unit_test(test_reused_slab_is_not_trimmed),
+        cmocka_unit_test(test_slabs_take_nothing_from_malloc),
+        cmocka_unit_test(test_slabs_share_growing_mappings),
         cmocka_unit_test(test_fault_classification),
         cmocka_unit_test(test_every_guarded_stack_has_its_guard),
     };

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <cmocka.h>
 
 #include "runtime.h"
@@ -54,6 +55,41 @@ static void test_abandoned_timeouts_do_not_accumulate(void **state) {
      * timer thread gets a CPU. */
     if ((uintptr_t)held > 16384)
         fail_msg("%lu timer entries allocated", (unsigned long)(uintptr_t)held);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+}
+
+/* ---- The entry pool grows in few, growing chunks ----------------------- */
+
+static void *arm_many_at_once(void *arg) {
+    long n = (long)(intptr_t)arg;
+    struct weft_fiber *self = (struct weft_fiber *)weft_self();
+    struct weft_timer *t = self->sched->timer;
+    struct weft_timer_entry **held = calloc((size_t)n, sizeof *held);
+    CHECK(held != NULL);
+    for (long i = 0; held && i < n; i++) {
+        uint32_t gen = weft__wait_prepare(self, false);
+        held[i] = weft__timer_arm(t, weft_now() + 3600 * WEFT_SEC, self, gen);
+        CHECK(held[i] != NULL);
+        weft__wait_abort(self);
+    }
+    size_t chunks = weft__timer_chunks(t);
+    for (long i = 0; held && i < n; i++)
+        CHECK(!weft__timer_disarm(held[i]));
+    free(held);
+    return (void *)(uintptr_t)chunks;
+}
+
+static void test_entry_pool_grows_geometrically(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt();
+    const long n = 20000;
+    void *chunks;
+    assert_int_equal(weft_run(rt, arm_many_at_once, (void *)(intptr_t)n, &chunks), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+    /* Fixed chunks of 256 entries (a page-rounded 307) would be 66
+     * mappings; growing by an eighth of the pool, about 30. */
+    if ((uintptr_t)chunks > 40)
+        fail_msg("%lu chunks for %ld entries", (unsigned long)(uintptr_t)chunks, n);
     assert_int_equal(weft_runtime_destroy(rt), 0);
 }
 
@@ -123,6 +159,7 @@ static void test_batch_of_timers_wakes_each_once(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_abandoned_timeouts_do_not_accumulate),
+        cmocka_unit_test(test_entry_pool_grows_geometrically),
         cmocka_unit_test(test_sleeps_end_in_order),
         cmocka_unit_test(test_batch_of_timers_wakes_each_once),
     };
