@@ -656,13 +656,6 @@ bool weft__sched_take_back(struct weft_worker *w, struct weft_fiber *f) {
 
 void weft__sched_count_finished(struct weft_worker *w) { count_finished(w); }
 
-bool weft__sched_has_local_work(struct weft_worker *w) {
-    /* relaxed: a hint; a stale answer only changes whether a locker
-     * spins a little before it parks. */
-    return atomic_load_explicit(&w->next, memory_order_relaxed) ||
-           weft__deque_size(&w->deque) > 0 || w->yielded.head;
-}
-
 size_t weft__sched_stack_left(struct weft_worker *w) {
     struct weft_stack *st = w->current->stack;
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);

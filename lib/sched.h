@@ -184,10 +184,6 @@ size_t weft__sched_stack_left(struct weft_worker *w);
  * reference passes to the caller. */
 void weft__sched_count_finished(struct weft_worker *w);
 
-/* Owner only. Whether this worker has other fibers ready to run: its
- * LIFO slot, deque or yield list (a hint: thieves may empty them). */
-bool weft__sched_has_local_work(struct weft_worker *w);
-
 /* Notify idle workers that work was queued where they can take it. */
 void weft__sched_notify(struct weft_sched *s);
 

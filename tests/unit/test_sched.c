@@ -277,31 +277,6 @@ static void test_take_back_only_near_the_bottom(void **state) {
     assert_int_equal(atomic_load(&failures), 0);
 }
 
-/* ---- Local work: what a mutex locker asks before it spins ------------ */
-
-static void *local_work_cases(void *arg) {
-    (void)arg;
-    struct weft_worker *w = weft__sched_worker();
-    CHECK(!weft__sched_has_local_work(w)); /* alone on its only worker */
-    weft_task *a, *b;
-    CHECK(weft_spawn(NULL, nothing, NULL, &a) == 0); /* the LIFO slot */
-    CHECK(weft__sched_has_local_work(w));
-    CHECK(weft_spawn(NULL, nothing, NULL, &b) == 0); /* a to the deque */
-    CHECK(weft__sched_has_local_work(w));
-    CHECK(weft_join(b, NULL) == 0);
-    CHECK(weft_join(a, NULL) == 0);
-    CHECK(!weft__sched_has_local_work(w));
-    return NULL;
-}
-
-static void test_has_local_work(void **state) {
-    (void)state;
-    weft_runtime *rt = make_rt(1); /* no thief empties the queues */
-    assert_int_equal(weft_run(rt, local_work_cases, NULL, NULL), 0);
-    assert_int_equal(weft_runtime_destroy(rt), 0);
-    assert_int_equal(atomic_load(&failures), 0);
-}
-
 /* ---- Stack room reported for the running fiber ------------------------ */
 
 static void *stack_room(void *arg) {
@@ -405,7 +380,6 @@ int main(void) {
         cmocka_unit_test(test_idle_workers_trim_free_slabs),
         cmocka_unit_test(test_wake_batch_does_not_spill),
         cmocka_unit_test(test_take_back_only_near_the_bottom),
-        cmocka_unit_test(test_has_local_work),
         cmocka_unit_test(test_stack_left_is_within_the_stack),
         cmocka_unit_test(test_canary_checked_at_switch_out),
     };
