@@ -361,8 +361,7 @@ void weft__sched_ready(struct weft_fiber *f) {
         push_next(w, f);
         return;
     }
-    weft__inject_push(&s->woken, f);
-    weft__sched_notify(s);
+    weft__sched_ready_chain(s, f, f, 1);
 }
 
 void weft__sched_ready_chain(struct weft_sched *s, struct weft_fiber *first,
@@ -762,6 +761,11 @@ static void start_spinning(struct weft_worker *w) {
     atomic_fetch_add_explicit(&w->sched->nspinning, 1, memory_order_relaxed);
 }
 
+/* Whether the wake or the inject queue holds fibers (a hint). */
+static bool shared_queues_nonempty(struct weft_sched *s) {
+    return weft__inject_len(&s->woken) || weft__inject_len(&s->inject);
+}
+
 /* Step 5 ("Spinning"). A victim's lone fiber is taken only if it is still
  * there a pause later: it may be the task its owner is about to join and
  * run inline, which a thief would turn into a park and a wake-up. */
@@ -803,7 +807,7 @@ static struct weft_fiber *steal_work(struct weft_worker *w) {
             if (size == 0 && (f = steal_next(w, v)))
                 return f;
         }
-        if (weft__inject_len(&s->inject) || weft__inject_len(&s->woken))
+        if (shared_queues_nonempty(s))
             return NULL; /* take it from the queue instead */
         lone = next_lone;
         lone_top = next_top;
@@ -814,7 +818,7 @@ static struct weft_fiber *steal_work(struct weft_worker *w) {
 }
 
 static bool work_visible(struct weft_sched *s) {
-    if (weft__inject_len(&s->inject) || weft__inject_len(&s->woken))
+    if (shared_queues_nonempty(s))
         return true;
     for (unsigned i = 0; i < s->nworkers; i++)
         if (weft__deque_size(&s->workers[i].deque) ||
