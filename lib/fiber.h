@@ -71,6 +71,9 @@ struct weft_fiber {
     /* -- Owned by whoever runs the fiber or holds it in a queue. -- */
     struct weft_context ctx;
     struct weft_stack *stack;      /* F3 */
+    /* stack->canary, copied here: checked at every switch-out, and the
+     * descriptor is a cache miss of its own once the fiber has slept. */
+    uint64_t *canary;
     struct weft_fiber *qnext;      /* inject queue, yield list, free list */
     int saved_errno;               /* the fiber's errno while switched out */
     uint32_t wait_gen;             /* generation of its latest wait */

@@ -282,6 +282,7 @@ static bool try_inline(struct weft_worker *w, struct weft_fiber *self, struct we
         return true;
     }
     f->stack = self->stack;
+    f->canary = self->canary;
     f->inlined = true;
     f->inline_host = self;
     weft__context_borrow(&f->ctx, &self->ctx);

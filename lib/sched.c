@@ -247,8 +247,11 @@ void weft__sched_notify(struct weft_sched *s) {
                                                  memory_order_relaxed,
                                                  memory_order_relaxed))
         return;
+    /* Where the search for a parked worker starts: round robin per
+     * thread (a clock read here cost a vDSO call per notify). */
+    static WEFT_TLS unsigned rotor;
     unsigned n = s->nworkers;
-    unsigned start = (unsigned)(weft_now() % n);
+    unsigned start = rotor++ % n;
     for (unsigned i = 0; i < n; i++) {
         struct weft_worker *v = &s->workers[(start + i) % n];
         uint32_t idle = PARK_IDLE;
@@ -392,6 +395,7 @@ static bool claim(struct weft_worker *w, struct weft_fiber *f) {
                                                 w->sched->stack_high_water);
         if (WEFT_LIKELY(st != NULL)) {
             f->stack = st;
+            f->canary = st->canary;
             weft__context_make(&f->ctx, st->lo, st->size, fiber_entry);
             return true;
         }
@@ -489,7 +493,7 @@ static void describe(struct weft_fiber *f, char *buf, size_t len) {
 }
 
 static void check_canary(struct weft_fiber *f) {
-    if (WEFT_UNLIKELY(!weft__stack_canary_ok(f->stack))) {
+    if (WEFT_UNLIKELY(*f->canary != weft__canary_value_at(f->canary))) {
         char who[256];
         describe(f, who, sizeof who);
         weft__panic("weft: stack overflow in %s: the canary below its %zu-byte "
@@ -530,8 +534,12 @@ static inline struct weft_worker *after_switch(struct weft_transfer t) {
             break;
         }
     }
-    if (w->current)
+    if (w->current) {
         *w->errno_addr = w->current->saved_errno;
+        /* Its next switch-out reads the canary, a line the fiber does
+         * not otherwise touch: a cold miss after a long sleep. */
+        __builtin_prefetch(w->current->canary);
+    }
     return w;
 }
 
@@ -684,8 +692,15 @@ static struct weft_fiber *take_batch(struct weft_worker *w, struct weft_inject *
         want = room + 1;
     struct weft_fiber *batch[WEFT_INJECT_BATCH];
     size_t n = weft__inject_pop_batch(q, batch, want);
-    for (size_t i = n; i-- > 1;)
+    for (size_t i = n; i-- > 1;) {
+        /* A woken fiber resumes by popping its registers off the stack
+         * where it stopped, a line that went cold while it slept: load
+         * it now, so the batch's misses overlap (a NEW fiber has NULL
+         * here). */
+        if (batch[i]->ctx.fctx)
+            __builtin_prefetch(batch[i]->ctx.fctx);
         push_deque(w, batch[i]);
+    }
     if (n > 1)
         weft__sched_notify(s);
     return n ? batch[0] : NULL;
@@ -838,8 +853,10 @@ static void check_quiescence(struct weft_sched *s) {
         weft__waiter_signal(wt);
 }
 
-/* Steps P1-P4. Returns false when the worker should exit. */
-static bool park(struct weft_worker *w) {
+/* Steps P1-P4, until woken or until `due` (a slab to trim: then the
+ * worker leaves idleness by itself, not as a spinner). Returns false
+ * when the worker should exit. */
+static bool park(struct weft_worker *w, uint64_t due) {
     struct weft_sched *s = w->sched;
     if (w->spinning) {
         w->spinning = false;
@@ -862,25 +879,49 @@ static bool park(struct weft_worker *w) {
         return !stopping || work_visible(s);
     }
     /* P4. acquire: pairs with the waker's CAS to NOTIFIED. */
-    while (atomic_load_explicit(&w->park_word, memory_order_acquire) == PARK_IDLE)
-        weft__park_wait(&w->park_word, PARK_IDLE, WEFT_FOREVER);
+    while (atomic_load_explicit(&w->park_word, memory_order_acquire) == PARK_IDLE) {
+        if (weft__park_wait(&w->park_word, PARK_IDLE, due) != -ETIMEDOUT)
+            continue;
+        uint32_t idle = PARK_IDLE;
+        /* acquire: on failure a waker got here first (as above); on
+         * success it costs nothing more on x86, and keeps the two the
+         * same order. */
+        if (atomic_compare_exchange_strong_explicit(&w->park_word, &idle, PARK_RUNNING,
+                                                    memory_order_acquire,
+                                                    memory_order_acquire)) {
+            atomic_fetch_sub_explicit(&s->nidle, 1, memory_order_seq_cst);
+            return true; /* time to trim; nobody counted us as a spinner */
+        }
+    }
     atomic_store_explicit(&w->park_word, PARK_RUNNING, memory_order_relaxed);
     atomic_fetch_sub_explicit(&s->nidle, 1, memory_order_seq_cst);
     w->spinning = true;
     return true;
 }
 
-/* Before parking: return one all-free slab's pages to the OS (stack.h),
- * off the fibers' exit path and outside the pool lock. One at a time,
- * so work that arrives meanwhile waits for one madvise at most. Not
- * while stopping: the pools' mappings are about to go whole. */
-static bool trim_stacks(struct weft_worker *w) {
+/* Before parking: return one slab's pages to the OS if it has been all
+ * free long enough (stack.h, "Retention"), off the fibers' exit path and
+ * outside the pool lock. One at a time, so work that arrives meanwhile
+ * waits for one madvise at most. Else sets *due to when the next one
+ * will be (WEFT_FOREVER: none waits). Not while stopping: the pools'
+ * mappings are about to go whole. */
+static bool trim_stacks(struct weft_worker *w, uint64_t *due) {
+    *due = WEFT_FOREVER;
     /* relaxed: a late look only trims one slab more. */
     if (atomic_load_explicit(&w->sched->stopping, memory_order_relaxed))
         return false;
-    for (int k = 0; k < WEFT_STACK_CLASSES; k++)
-        if (weft__stack_pool_trim_one(&w->sched->pools[k]))
+    uint64_t now = 0;
+    for (int k = 0; k < WEFT_STACK_CLASSES; k++) {
+        struct weft_stack_pool *p = &w->sched->pools[k];
+        /* relaxed: a hint, as in the pool; spares idle workers a clock
+         * read and 17 locks. */
+        if (atomic_load_explicit(&p->ntrim, memory_order_relaxed) == 0)
+            continue;
+        if (!now)
+            now = weft_now();
+        if (weft__stack_pool_trim_one(p, now, due))
             return true;
+    }
     return false;
 }
 
@@ -897,9 +938,10 @@ static struct weft_fiber *find_work(struct weft_worker *w) {
                 stop_spinning(w);
             return f;
         }
-        if (trim_stacks(w))
+        uint64_t due;
+        if (trim_stacks(w, &due))
             continue; /* it took a while: look for work again */
-        if (!park(w))
+        if (!park(w, due))
             return NULL;
     }
 }
@@ -1016,8 +1058,10 @@ int weft__sched_init(struct weft_sched *s, unsigned nworkers, int default_class,
     atomic_init(&s->finished_outside, 0);
     atomic_init(&s->closing, 0);
     atomic_init(&s->quiesce_waiter, NULL);
-    for (int k = 0; k < WEFT_STACK_CLASSES; k++)
+    for (int k = 0; k < WEFT_STACK_CLASSES; k++) {
         weft__stack_pool_init(&s->pools[k], k);
+        s->pools[k].retain_ns = WEFT_STACK_RETAIN_NS;
+    }
     weft__fiber_pool_init(&s->fibers);
     uint64_t seed = weft_now() | 1;
     for (unsigned i = 0; i < nworkers; i++) {

@@ -35,6 +35,7 @@ struct weft_stack_slab {
     bool trimmed;     /* pages returned since the last hand-out; pool lock */
     bool trim_queued; /* on the pool's to_trim list; pool lock */
     bool trimming;    /* a trim is under way, outside the lock; pool lock */
+    uint64_t free_since; /* when nfree last reached nslots; pool lock */
     struct weft_stack_slab *trim_next; /* to_trim link; pool lock */
     struct weft_stack *aside;          /* its stacks a refill met while
                                         * trimming; pool lock */
@@ -333,6 +334,8 @@ void weft__stack_pool_init(struct weft_stack_pool *p, int klass) {
     p->reserve = NULL;
     p->reserve_left = 0;
     p->to_trim = NULL;
+    p->to_trim_tail = NULL;
+    p->retain_ns = 0;
     atomic_init(&p->ntrim, 0);
 }
 
@@ -437,35 +440,56 @@ struct weft_stack *weft__stack_get(struct weft_stack_pool *p,
     struct weft_stack *s = c->head;
     c->head = s->next;
     c->count--;
+    /* The next descriptor is likely cold: load it ahead of the next get
+     * (as weft__fiber_new does for control blocks). */
+    if (c->head)
+        __builtin_prefetch(&c->head->next, 1);
     s->next = NULL;
     arm(s);
     return s;
 }
 
-/* Every stack of the slab is in the pool (S3): queue it for a trim by
- * the next worker about to park. Caller holds p->lock. */
+/* Every stack of the slab is in the pool (S3): queue it, oldest first,
+ * for a trim by a worker about to park once it has stayed free for
+ * p->retain_ns. Caller holds p->lock. */
 static void queue_trim_locked(struct weft_stack_pool *p, struct weft_stack_slab *slab) {
     slab->trim_queued = true;
-    slab->trim_next = p->to_trim;
-    p->to_trim = slab;
+    slab->trim_next = NULL;
+    if (p->to_trim_tail)
+        p->to_trim_tail->trim_next = slab;
+    else
+        p->to_trim = slab;
+    p->to_trim_tail = slab;
     /* relaxed: a hint for weft__stack_pool_trim_one; the lock decides. */
     atomic_store_explicit(&p->ntrim, atomic_load_explicit(&p->ntrim, memory_order_relaxed) + 1,
                           memory_order_relaxed);
 }
 
-bool weft__stack_pool_trim_one(struct weft_stack_pool *p) {
+bool weft__stack_pool_trim_one(struct weft_stack_pool *p, uint64_t now, uint64_t *due) {
     /* relaxed: see queue_trim_locked. */
     if (atomic_load_explicit(&p->ntrim, memory_order_relaxed) == 0)
         return false;
     pthread_mutex_lock(&p->lock);
     struct weft_stack_slab *slab;
     while ((slab = p->to_trim)) {
+        /* A refill may have taken some of its stacks since (S3). */
+        bool trimmable = slab->nfree == slab->nslots && !slab->trimmed;
+        if (trimmable && slab->free_since + p->retain_ns > now) {
+            /* Not yet; nor is any behind it, but for slabs whose stacks
+             * came and went again (their free_since moved): they wait
+             * for this one. */
+            if (slab->free_since + p->retain_ns < *due)
+                *due = slab->free_since + p->retain_ns;
+            slab = NULL;
+            break;
+        }
         p->to_trim = slab->trim_next;
+        if (!p->to_trim)
+            p->to_trim_tail = NULL;
         atomic_store_explicit(&p->ntrim, atomic_load_explicit(&p->ntrim, memory_order_relaxed) - 1,
                               memory_order_relaxed);
         slab->trim_queued = false;
-        /* A refill may have taken some of its stacks since (S3). */
-        if (slab->nfree == slab->nslots && !slab->trimmed)
+        if (trimmable)
             break;
     }
     if (!slab) {
@@ -502,11 +526,16 @@ bool weft__stack_pool_trim_one(struct weft_stack_pool *p) {
 
 static void give_back(struct weft_stack_pool *p, struct weft_stack *first,
                       struct weft_stack *last, unsigned n) {
+    uint64_t now = 0;
     pthread_mutex_lock(&p->lock);
     for (struct weft_stack *s = first;; s = s->next) {
         struct weft_stack_slab *slab = s->slab;
-        if (++slab->nfree == slab->nslots && !slab->trimmed && !slab->trim_queued)
-            queue_trim_locked(p, slab);
+        if (++slab->nfree == slab->nslots && !slab->trimmed) {
+            /* Once per slab of stacks: a clock read is cheap enough. */
+            slab->free_since = now ? now : (now = weft_now());
+            if (!slab->trim_queued)
+                queue_trim_locked(p, slab);
+        }
         if (s == last)
             break;
     }

@@ -48,6 +48,14 @@
  * all if a refill takes one of its stacks first. A runtime that never
  * goes idle keeps such slabs, and reuses them.
  *
+ * Retention: a runtime's slabs are trimmed only once they have been all
+ * free for WEFT_STACK_RETAIN_NS (parked workers wake for it), as an
+ * allocator lets freed memory decay rather than return it at once. A
+ * burst that follows another within that time finds its stacks'
+ * pages still there: populating a fresh page costs 1.2-1.8 us of kernel
+ * time here, and a million of them were half the CPU time of a million
+ * sleepers started on an idle runtime that had just run as many.
+ *
  * Invariants:
  *   S1  a stack is in exactly one place: a worker cache, its pool's free
  *       list, or in use by one fiber.
@@ -74,6 +82,8 @@
 #define WEFT_STACK_CLASSES 17
 /* Bytes kept free at the top of every slot for the next slot's canary. */
 #define WEFT_STACK_TOP_RESERVE 64
+/* How long a runtime keeps an all-free slab's pages (see "Retention"). */
+#define WEFT_STACK_RETAIN_NS ((uint64_t)1000 * 1000 * 1000)
 
 struct weft_stack_slab;
 struct weft_stack_region;
@@ -104,8 +114,10 @@ struct weft_stack_pool {
     struct weft_stack_region *regions;
     char *reserve;          /* next free byte of the newest region */
     size_t reserve_left;
-    /* Slabs all free, waiting for weft__stack_pool_trim_one (S3). */
-    struct weft_stack_slab *to_trim;
+    /* Slabs all free, waiting for weft__stack_pool_trim_one (S3),
+     * oldest first. */
+    struct weft_stack_slab *to_trim, *to_trim_tail;
+    uint64_t retain_ns;     /* immutable after init; 0 = trim at once */
     _Atomic size_t ntrim;   /* their number: written under lock, read as a hint */
 };
 
@@ -127,9 +139,11 @@ void weft__stack_pool_fini(struct weft_stack_pool *p);
 struct weft_stack *weft__stack_get(struct weft_stack_pool *p,
                                    struct weft_stack_cache *c,
                                    unsigned high_water);
-/* Trim one queued slab, if any, outside the pool lock (see above).
- * Returns whether it did. Any thread. */
-bool weft__stack_pool_trim_one(struct weft_stack_pool *p);
+/* Trim one queued slab that has been all free for p->retain_ns by now,
+ * if any, outside the pool lock (see above). Returns whether it did;
+ * if not, lowers *due to the time the next one will be, if one waits.
+ * Any thread. */
+bool weft__stack_pool_trim_one(struct weft_stack_pool *p, uint64_t now, uint64_t *due);
 /* Give a stack back. Beyond high_water, half the cache goes back to the
  * pool (S3). Owner of c only. */
 void weft__stack_put(struct weft_stack_pool *p, struct weft_stack_cache *c,
@@ -137,8 +151,13 @@ void weft__stack_put(struct weft_stack_pool *p, struct weft_stack_cache *c,
 /* Return every cached stack to the pool (worker exit). */
 void weft__stack_cache_drain(struct weft_stack_pool *p, struct weft_stack_cache *c);
 
+/* The value the canary word at `canary` holds: its address mixed in, so
+ * that a stack's data copied over a neighbour's does not pass. */
+static inline uint64_t weft__canary_value_at(const uint64_t *canary) {
+    return 0x5745465443414e59ull ^ (uint64_t)(uintptr_t)canary;
+}
 static inline uint64_t weft__stack_canary_value(const struct weft_stack *s) {
-    return 0x5745465443414e59ull ^ (uint64_t)(uintptr_t)s->canary;
+    return weft__canary_value_at(s->canary);
 }
 static inline bool weft__stack_canary_ok(const struct weft_stack *s) {
     return *s->canary == weft__stack_canary_value(s);

@@ -348,7 +348,9 @@ static void *sleep_until_gate(void *arg) {
 }
 
 /* Slabs whose stacks all came back are not trimmed on the fibers' exit
- * path but by a worker about to park: an idle runtime trims them. */
+ * path but by a worker about to park: an idle runtime trims them, once
+ * they have been free for WEFT_STACK_RETAIN_NS (its parked workers wake
+ * up for it). */
 static void test_idle_workers_trim_free_slabs(void **state) {
     (void)state;
     weft_runtime *rt;
@@ -362,7 +364,7 @@ static void test_idle_workers_trim_free_slabs(void **state) {
     atomic_store(&gate, 1);
     struct weft_stack_pool *pool = &rt->sched.pools[rt->sched.default_class];
     size_t trimmed = 0;
-    for (int i = 0; i < 500 && (atomic_load(&slept) < N || !trimmed); i++) {
+    for (int i = 0; i < 1000 && (atomic_load(&slept) < N || !trimmed); i++) {
         usleep(10 * 1000);
         trimmed = weft__stack_pool_trimmed(pool);
     }

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "stack.h"
+#include "weft.h"
 
 static void test_classes_round_up_to_powers_of_two(void **state) {
     (void)state;
@@ -66,8 +67,10 @@ static void test_stacks_are_distinct_usable_and_armed(void **state) {
      * out again is armed again. */
     assert_int_equal(weft__stack_pool_trimmed(&pool), 0);
     size_t trims = 0;
-    while (weft__stack_pool_trim_one(&pool))
+    uint64_t due = WEFT_FOREVER;
+    while (weft__stack_pool_trim_one(&pool, weft_now(), &due))
         trims++;
+    assert_true(due == WEFT_FOREVER); /* none left waiting */
     assert_true(trims >= 1);
     assert_int_equal(weft__stack_pool_trimmed(&pool), trims);
     struct weft_stack *again = weft__stack_get(&pool, &cache, 8);
@@ -93,13 +96,48 @@ static void test_reused_slab_is_not_trimmed(void **state) {
     weft__stack_cache_drain(&pool, &cache); /* the slab is all free: queued */
     struct weft_stack *again = weft__stack_get(&pool, &cache, 2);
     memset((char *)again->lo + again->size - 64, 0xab, 64);
-    assert_false(weft__stack_pool_trim_one(&pool));
+    uint64_t due = WEFT_FOREVER;
+    assert_false(weft__stack_pool_trim_one(&pool, weft_now(), &due));
     assert_int_equal(weft__stack_pool_trimmed(&pool), 0);
     /* Its page is still there, written, and its canary holds. */
     assert_int_equal(((unsigned char *)again->lo)[again->size - 1], 0xab);
     assert_true(weft__stack_canary_ok(again));
     weft__stack_put(&pool, &cache, 2, again);
     weft__stack_cache_drain(&pool, &cache);
+    weft__stack_pool_fini(&pool);
+}
+
+/* With a retention time, an all-free slab keeps its pages until it has
+ * been free that long; the trim says when that will be. */
+static void test_free_slab_is_retained_for_a_while(void **state) {
+    (void)state;
+    enum { N = 256 }; /* one slab of 16 KiB stacks */
+    struct weft_stack_pool pool;
+    struct weft_stack_cache cache = {0};
+    static struct weft_stack *s[N];
+    weft__stack_pool_init(&pool, 0);
+    pool.retain_ns = 3600 * WEFT_SEC;
+    for (int i = 0; i < N; i++) {
+        s[i] = weft__stack_get(&pool, &cache, N);
+        memset((char *)s[i]->lo + s[i]->size - 64, 0xcd, 64);
+    }
+    uint64_t freed_after = weft_now();
+    for (int i = 0; i < N; i++)
+        weft__stack_put(&pool, &cache, N, s[i]);
+    weft__stack_cache_drain(&pool, &cache); /* all free: queued */
+    uint64_t freed_before = weft_now();
+    uint64_t due = WEFT_FOREVER;
+    assert_false(weft__stack_pool_trim_one(&pool, weft_now(), &due));
+    assert_true(due >= freed_after + pool.retain_ns);
+    assert_true(due <= freed_before + pool.retain_ns);
+    assert_int_equal(weft__stack_pool_trimmed(&pool), 0);
+    /* Still resident: what was written is still there. */
+    assert_int_equal(((unsigned char *)s[7]->lo)[s[7]->size - 1], 0xcd);
+    /* Once due, it goes. */
+    uint64_t later = WEFT_FOREVER;
+    assert_true(weft__stack_pool_trim_one(&pool, due, &later));
+    assert_true(later == WEFT_FOREVER);
+    assert_int_equal(weft__stack_pool_trimmed(&pool), 1);
     weft__stack_pool_fini(&pool);
 }
 
@@ -236,6 +274,7 @@ int main(void) {
         cmocka_unit_test(test_stacks_are_distinct_usable_and_armed),
         cmocka_unit_test(test_cache_reuses_the_warmest_stack),
         cmocka_unit_test(test_reused_slab_is_not_trimmed),
+        cmocka_unit_test(test_free_slab_is_retained_for_a_while),
         cmocka_unit_test(test_slabs_take_nothing_from_malloc),
         cmocka_unit_test(test_slabs_share_growing_mappings),
         cmocka_unit_test(test_fault_classification),
