@@ -153,6 +153,9 @@
  * to be joined. Polling a victim more often costs its owner a cache miss
  * on nearly every push and pop (measured: spawn+join 52 -> 104 ns). */
 #define WEFT_SPIN_PAUSES 160
+/* How late a parked worker may wake to trim a slab (stack.h,
+ * "Retention"): the slabs that fell due meanwhile go in the same wake. */
+#define WEFT_TRIM_SLACK_NS (10 * WEFT_MSEC)
 
 enum { PARK_RUNNING = 0, PARK_IDLE = 1, PARK_NOTIFIED = 2 };
 
@@ -941,6 +944,9 @@ static struct weft_fiber *find_work(struct weft_worker *w) {
         uint64_t due;
         if (trim_stacks(w, &due))
             continue; /* it took a while: look for work again */
+        /* Slabs freed a little apart are trimmed in one wake-up. */
+        if (due != WEFT_FOREVER)
+            due += WEFT_TRIM_SLACK_NS;
         if (!park(w, due))
             return NULL;
     }
