@@ -107,6 +107,24 @@ int weft_chan_create(weft_chan **out, size_t elem_size, size_t capacity) {
     return 0;
 }
 
+/* Copy one value. Word-sized values (most channels carry a pointer or
+ * an integer) are copied inline, not by a call into memcpy. */
+static inline void copy_elem(struct weft_chan *ch, void *dst, const void *src) {
+    switch (ch->elem_size) {
+    case 4:
+        memcpy(dst, src, 4);
+        break;
+    case 8:
+        memcpy(dst, src, 8);
+        break;
+    case 16:
+        memcpy(dst, src, 16);
+        break;
+    default:
+        memcpy(dst, src, ch->elem_size);
+    }
+}
+
 static unsigned char *slot(struct weft_chan *ch, size_t i) {
     return ch->ring + ((ch->head + i) % ch->cap) * ch->elem_size;
 }
@@ -162,12 +180,12 @@ static int send_locked(struct weft_chan *ch, const void *elem, struct weft_wait_
         return -EPIPE;
     struct weft_wait_node *r = pop_live(&ch->receivers);
     if (r) {
-        memcpy(r->data, elem, ch->elem_size);
+        copy_elem(ch, r->data, elem);
         *done = r;
         return 0;
     }
     if (ch->len < ch->cap) {
-        memcpy(slot(ch, ch->len++), elem, ch->elem_size);
+        copy_elem(ch, slot(ch, ch->len++), elem);
         return 0;
     }
     return -EAGAIN;
@@ -176,19 +194,19 @@ static int send_locked(struct weft_chan *ch, const void *elem, struct weft_wait_
 static int recv_locked(struct weft_chan *ch, void *elem, struct weft_wait_node **done) {
     *done = NULL;
     if (ch->len > 0) {
-        memcpy(elem, slot(ch, 0), ch->elem_size);
+        copy_elem(ch, elem, slot(ch, 0));
         ch->head = (ch->head + 1) % ch->cap;
         ch->len--;
         /* A waiting sender's value takes the freed slot (C1). */
         struct weft_wait_node *s = pop_live(&ch->senders);
         if (s)
-            memcpy(slot(ch, ch->len++), s->data, ch->elem_size);
+            copy_elem(ch, slot(ch, ch->len++), s->data);
         *done = s;
         return 0;
     }
     struct weft_wait_node *s = pop_live(&ch->senders);
     if (s) {
-        memcpy(elem, s->data, ch->elem_size); /* rendezvous */
+        copy_elem(ch, elem, s->data); /* rendezvous */
         *done = s;
         return 0;
     }
