@@ -4,8 +4,8 @@
  * Concepts
  *   F  fiber: the execution of a weft_task (fiber.h). Its status says
  *      whether its body may run; its wait word (wait.c) who may resume it.
- *   W  worker: one OS thread with one deque, one `next` slot, one yield
- *      list and stack/control-block caches. N workers per runtime, fixed
+ *   W  worker: one OS thread with one deque, one `next` slot, a yield
+ *      list, a woken list and stack/control-block caches. N workers per runtime, fixed
  *      at weft_runtime_create().
  *   I  inject queue (inject.h): how non-workers (plain pthreads) submit
  *      new fibers, and where full deques spill.
@@ -32,14 +32,18 @@
  *   1. every WEFT_FAIR_EVERY picks: the oldest fiber of the inject queue,
  *      the yield list or its own deque (fairness: nothing queued waits
  *      more than a bounded number of picks, whatever the LIFO side does);
- *      and if workers are idle, the yield list moves to the deque, where
- *      they can steal from it;
- *   2. the wake queue, a batch at a time, whenever it is not empty (one
- *      relaxed load per pick): a woken fiber has a stack and usually
- *      finishes or blocks soon, giving its stack back; a NEW fiber in
- *      front of it would take another one. A burst of a million spawns
- *      in the FIFO inject queue would otherwise delay every timer wake
- *      behind it by up to a second (and keep a million stacks in use);
+ *      and if workers are idle, the yield and woken lists move to the
+ *      deque, where they can steal from them;
+ *   2. its woken list, then the wake queue, a batch at a time, whenever
+ *      it is not empty (one relaxed load per pick). A batch goes to the
+ *      woken list, an owner-only FIFO run oldest first (on the LIFO
+ *      deque, batch after batch ran newest first and the oldest starved
+ *      at its bottom), or to the deque when workers are idle, for them
+ *      to steal. A woken fiber has a stack and usually finishes or
+ *      blocks soon, giving its stack back; a NEW fiber in front of it
+ *      would take another one. A burst of a million spawns in the FIFO
+ *      inject queue would otherwise delay every timer wake behind it by
+ *      up to a second (and keep a million stacks in use);
  *   3. its `next` slot (the fiber just spawned or woken: cache-hot, a
  *      producer/consumer pair stays on one core, and a join finds its
  *      task there to run inline), then its own deque,
@@ -416,33 +420,33 @@ static bool claim(struct weft_worker *w, struct weft_fiber *f) {
 
 /* The fairness pick (step 1), and step 2. */
 static struct weft_fiber *take_batch(struct weft_worker *w, struct weft_inject *q,
-                                     size_t max);
+                                     size_t max, bool in_order);
 static struct weft_fiber *take_inject(struct weft_worker *w);
 static struct weft_fiber *take_woken(struct weft_worker *w);
 
-/* Yielded fibers wait in an owner-only list, which thieves cannot reach.
- * When workers are idle, move them to the deque, oldest at the bottom
- * (LIFO pops keep their FIFO order), where they can be stolen. */
-static void share_yielded(struct weft_worker *w) {
-    if (!w->yielded.head ||
-        atomic_load_explicit(&w->sched->nidle, memory_order_relaxed) == 0)
+/* Yielded and woken fibers wait in owner-only lists, which thieves cannot
+ * reach. When workers are idle, move them to the deque, oldest at the
+ * bottom (LIFO pops keep their FIFO order), where they can be stolen. */
+static void share_list(struct weft_worker *w, struct weft_fiber_list *l) {
+    if (!l->head || atomic_load_explicit(&w->sched->nidle, memory_order_relaxed) == 0)
         return;
     struct weft_fiber *chain[WEFT_DEQUE_CAP / 2];
     int n = 0;
-    while (n < WEFT_DEQUE_CAP / 2 && w->yielded.head)
-        chain[n++] = list_pop(&w->yielded);
+    while (n < WEFT_DEQUE_CAP / 2 && l->head)
+        chain[n++] = list_pop(l);
     while (n > 0)
         push_deque(w, chain[--n]);
     notify_local(w->sched);
 }
 
 static struct weft_fiber *fair_pick(struct weft_worker *w) {
-    share_yielded(w);
+    share_list(w, &w->yielded);
+    share_list(w, &w->woken);
     /* One fiber only, as Go's globrunqget(pp, 1): a batch would go on top
      * of the deque, in front of what was there, and a worker fed by a
      * long inject queue would bury its own work (fibers the wake queue
      * gave it, among others) under batch after batch. */
-    struct weft_fiber *f = take_batch(w, &w->sched->inject, 1);
+    struct weft_fiber *f = take_batch(w, &w->sched->inject, 1, false);
     if (f)
         return f;
     if ((f = list_pop(&w->yielded)))
@@ -459,6 +463,8 @@ static struct weft_fiber *pick_local(struct weft_worker *w) {
             w->fair_countdown = WEFT_FAIR_EVERY;
             f = fair_pick(w);
         }
+        if (!f)
+            f = list_pop(&w->woken);
         if (!f && weft__inject_len(&w->sched->woken))
             f = take_woken(w);
         if (!f)
@@ -676,11 +682,18 @@ size_t weft__sched_stack_left(struct weft_worker *w) {
 /* ---- The worker loop: wake and inject queues, steal, park --------------- */
 
 /* A fair share of q, as Go's globrunqget: len / workers + 1, at most max.
- * Returns the oldest to run; the rest go to our deque, where LIFO pops
- * take them next in their order and idle workers may steal them. */
+ * Returns the oldest to run. The rest go to our deque, where LIFO pops
+ * take them next and idle workers may steal them; or, in_order and with
+ * no worker idle, to our woken list, run oldest first. (Batch after
+ * batch of woken fibers pushed onto the deque ran newest first: while
+ * the timer kept them coming, the oldest waited at the bottom, and the
+ * last of 100k sleepers woke up to 30 ms late.) */
 static struct weft_fiber *take_batch(struct weft_worker *w, struct weft_inject *q,
-                                     size_t max) {
+                                     size_t max, bool in_order) {
     struct weft_sched *s = w->sched;
+    /* relaxed: a hint; a worker that parks meanwhile is shared with at
+     * the next fairness pick (share_list). */
+    in_order = in_order && atomic_load_explicit(&s->nidle, memory_order_relaxed) == 0;
     size_t len = weft__inject_len(q);
     if (len == 0)
         return NULL;
@@ -691,30 +704,35 @@ static struct weft_fiber *take_batch(struct weft_worker *w, struct weft_inject *
      * maybe fibers just woken, to the back of the inject queue. Thieves
      * only make room, so what fits now still fits after the pop. */
     size_t room = (size_t)(WEFT_DEQUE_CAP - weft__deque_size(&w->deque));
-    if (want > room + 1)
+    if (!in_order && want > room + 1)
         want = room + 1;
     struct weft_fiber *batch[WEFT_INJECT_BATCH];
     size_t n = weft__inject_pop_batch(q, batch, want);
-    for (size_t i = n; i-- > 1;) {
+    for (size_t i = 1; i < n; i++) {
         /* A woken fiber resumes by popping its registers off the stack
          * where it stopped, a line that went cold while it slept: load
          * it now, so the batch's misses overlap (a NEW fiber has NULL
          * here). */
         if (batch[i]->ctx.fctx)
             __builtin_prefetch(batch[i]->ctx.fctx);
-        push_deque(w, batch[i]);
+        if (in_order)
+            list_push(&w->woken, batch[i]);
     }
-    if (n > 1)
-        weft__sched_notify(s);
+    if (!in_order) {
+        for (size_t i = n; i-- > 1;)
+            push_deque(w, batch[i]);
+        if (n > 1)
+            weft__sched_notify(s);
+    }
     return n ? batch[0] : NULL;
 }
 
 static struct weft_fiber *take_inject(struct weft_worker *w) {
-    return take_batch(w, &w->sched->inject, WEFT_INJECT_BATCH);
+    return take_batch(w, &w->sched->inject, WEFT_INJECT_BATCH, false);
 }
 
 static struct weft_fiber *take_woken(struct weft_worker *w) {
-    return take_batch(w, &w->sched->woken, WEFT_INJECT_BATCH);
+    return take_batch(w, &w->sched->woken, WEFT_INJECT_BATCH, true);
 }
 
 /* Take half of victim's fibers, one CAS each (see "Rejected designs").

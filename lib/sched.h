@@ -61,6 +61,9 @@ struct weft_worker {
     /* -- Owner-only: read and written by this worker's thread alone. -- */
     alignas(WEFT_CACHELINE) struct weft_fiber *current; /* NULL in the loop */
     struct weft_fiber_list yielded;
+    /* A batch taken from the wake queue, run oldest first ("Where a
+     * worker looks for work", step 2). */
+    struct weft_fiber_list woken;
     uint32_t fair_countdown;       /* picks until the next fairness pick */
     uint64_t rng;                  /* victim choice */
     struct weft_fiber *seen_next;  /* a victim's LIFO slot, last round */

@@ -159,6 +159,51 @@ static void test_timer_wakes_run_before_new_fibers(void **state) {
     assert_in_range(atomic_load(&woken_at), 0, 1);
 }
 
+/* ---- Woken fibers run in the order they were woken --------------------- */
+
+enum { ORDERED_N = 300 };
+static uint64_t ordered_base;
+static atomic_int ordered_started, ordered_seq;
+static int ordered_at[ORDERED_N];
+
+static void *sleep_in_turn(void *arg) {
+    int i = (int)(intptr_t)arg;
+    atomic_fetch_add(&ordered_started, 1);
+    CHECK(weft_sleep_until(ordered_base + (uint64_t)i * WEFT_USEC) == 0);
+    ordered_at[i] = atomic_fetch_add(&ordered_seq, 1);
+    return NULL;
+}
+
+/* Arms ORDERED_N sleeps due one microsecond apart, then holds the only
+ * worker until every one is due, so that the timer queues them all in
+ * the wake queue in deadline order; then lets them run. */
+static void *wake_in_order(void *arg) {
+    (void)arg;
+    static weft_task *t[ORDERED_N];
+    ordered_base = weft_now() + 100 * WEFT_MSEC;
+    for (int i = 0; i < ORDERED_N; i++)
+        CHECK(weft_spawn(NULL, sleep_in_turn, (void *)(intptr_t)i, &t[i]) == 0);
+    while (atomic_load(&ordered_started) < ORDERED_N)
+        weft_yield();
+    while (weft_now() < ordered_base + ORDERED_N * WEFT_USEC + 20 * WEFT_MSEC)
+        ; /* hold the worker */
+    CHECK(weft_gather(t, ORDERED_N, NULL) == 0);
+    return NULL;
+}
+
+/* Batches taken from the wake queue run oldest first: pushed onto the
+ * LIFO deque, each batch ran newest first, and under a steady stream of
+ * wakes the oldest waited at the bottom. */
+static void test_woken_fibers_run_oldest_first(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(1);
+    assert_int_equal(weft_run(rt, wake_in_order, NULL, NULL), 0);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+    for (int i = 0; i < ORDERED_N; i++)
+        assert_int_equal(ordered_at[i], i);
+}
+
 /* A batch from the wake queue takes no more than fit in the deque: a
  * spill would send the deque's oldest half to the back of the inject
  * queue. */
@@ -379,6 +424,7 @@ int main(void) {
         cmocka_unit_test(test_fork_join_runs_depth_first),
         cmocka_unit_test(test_yield_lets_others_run),
         cmocka_unit_test(test_timer_wakes_run_before_new_fibers),
+        cmocka_unit_test(test_woken_fibers_run_oldest_first),
         cmocka_unit_test(test_idle_workers_trim_free_slabs),
         cmocka_unit_test(test_wake_batch_does_not_spill),
         cmocka_unit_test(test_take_back_only_near_the_bottom),
