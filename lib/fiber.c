@@ -153,7 +153,9 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
     f->canary = NULL;
     f->qnext = NULL;
     f->saved_errno = 0;
-    f->wait_gen = 0;
+    /* wait_gen carries on from the block's last task: a waiter that
+     * names an old generation (weft__wait_publish's cancel check, a late
+     * timer) cannot match a wait of the new one. */
     atomic_store_explicit(&f->magic, WEFT_FIBER_MAGIC, memory_order_relaxed);
     f->fn = fn;
     f->arg = arg;
@@ -165,7 +167,7 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
     /* relaxed: the block is private until published by a run-queue push
      * (release) or by the spawner handing out the handle. */
     atomic_store_explicit(&f->status, WEFT_FIBER_NEW, memory_order_relaxed);
-    atomic_store_explicit(&f->wait, 0, memory_order_relaxed);
+    atomic_store_explicit(&f->wait, (uint64_t)f->wait_gen << 32, memory_order_relaxed);
     atomic_store_explicit(&f->refs, has_handle ? 2u : 1u, memory_order_relaxed);
     atomic_store_explicit(&f->handle_live, has_handle ? 1u : 0u, memory_order_relaxed);
     atomic_store_explicit(&f->cancel, 0, memory_order_relaxed);
@@ -173,7 +175,7 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
     atomic_store_explicit(&f->fwd_lock, 0, memory_order_relaxed);
     atomic_store_explicit(&f->forward_to, NULL, memory_order_relaxed);
     atomic_store_explicit(&f->inline_child, NULL, memory_order_relaxed);
-    f->inline_host = NULL;
+    atomic_store_explicit(&f->inline_host, NULL, memory_order_relaxed);
     f->result = NULL;
     f->exit_err = 0;
     f->lock_id = 0;

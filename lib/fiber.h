@@ -105,8 +105,9 @@ struct weft_fiber {
      * protocol as forward_to. */
     _Atomic(struct weft_fiber *) inline_child;
     /* While this task runs inline: the fiber whose stack it runs on.
-     * Written by that fiber before the run; immutable during it. */
-    struct weft_fiber *inline_host;
+     * Written by that fiber before the run; immutable during it. Atomic
+     * (relaxed) for weft__fiber_cancel_requested's late readers. */
+    _Atomic(struct weft_fiber *) inline_host;
     void *result;                  /* F1 */
     int exit_err;                  /* F1: 0, or -ECANCELED */
     /* Called (by a worker, with arg) if the task finishes without ever
@@ -187,9 +188,15 @@ static inline bool weft__fiber_valid(const struct weft_fiber *f) {
 /* Whether f, or a fiber it runs inline on, was asked to cancel: a task
  * run inline inherits its joiner's cancellation (the joiner would have
  * forwarded it). seq_cst: pairs with weft_cancel's exchange of the flag
- * (see weft__wait_prepare, and "Cancellation" in join.c). */
+ * (see the cancel check in weft__wait_publish, and "Cancellation" in
+ * join.c). */
 static inline bool weft__fiber_cancel_requested(const struct weft_fiber *f) {
-    for (; f; f = f->inline_host)
+    /* relaxed: inline_host is written once, before the task's body runs,
+     * and read here by the fiber itself or by weft__wait_publish, which
+     * may read a recycled block's (wait.c): atomic, so that is no data
+     * race, and a stale answer is discarded there. */
+    for (; f; f = atomic_load_explicit(&((struct weft_fiber *)f)->inline_host,
+                                        memory_order_relaxed))
         if (atomic_load_explicit(&((struct weft_fiber *)f)->cancel, memory_order_seq_cst))
             return true;
     return false;

@@ -40,9 +40,11 @@
  *
  *   A task run inline also inherits its host's flag: cancellation checks
  *   walk inline_host (weft__fiber_cancel_requested). That covers a cancel
- *   that reads inline_child before its store is visible: the task's own
- *   cancellable waits begin with a seq_cst store (weft__wait_prepare), so
- *   they see the host's flag if the canceller missed the task.
+ *   that reads inline_child before its store is visible: each of the
+ *   task's own cancellable waits checks the flags after a seq_cst CAS
+ *   (weft__wait_publish's cancel check; a full barrier, as is the
+ *   canceller's exchange), so it sees the host's flag if the canceller
+ *   missed the task.
  */
 #include <errno.h>
 #include <sched.h>
@@ -231,8 +233,8 @@ static int cancel_fiber(struct weft_fiber *f) {
 }
 
 void weft__task_request_cancel(struct weft_fiber *f) {
-    /* seq_cst: see weft__wait_prepare (store-buffering with the waiter's
-     * own check of the flag). */
+    /* seq_cst: store-buffering with the waiter's own check of the flag
+     * (the cancel check in weft__wait_publish). */
     if (atomic_exchange_explicit(&f->cancel, 1, memory_order_seq_cst))
         return; /* sticky: already requested and forwarded */
     fwd_lock(f);
@@ -284,7 +286,7 @@ static bool try_inline(struct weft_worker *w, struct weft_fiber *self, struct we
     f->stack = self->stack;
     f->canary = self->canary;
     f->inlined = true;
-    f->inline_host = self;
+    atomic_store_explicit(&f->inline_host, self, memory_order_relaxed);
     weft__context_borrow(&f->ctx, &self->ctx);
     /* release: a canceller that reads it (under our fwd_lock) sees f set
      * up. No fence needed here: see "Cancellation" (the task's own

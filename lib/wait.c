@@ -37,14 +37,17 @@ static inline uint64_t word(uint32_t gen, uint32_t bits) {
 
 uint32_t weft__wait_prepare(struct weft_fiber *f, bool cancellable) {
     uint32_t gen = ++f->wait_gen;
-    /* seq_cst: pairs with the seq_cst load in weft__wait_cancel() after
-     * its store of f->cancel; with the seq_cst cancel check in
-     * waiter_block, one of the two sees the other (store-buffering). The
-     * waiter's own publication is the release of its registration. */
+    /* relaxed: a waker learns of the wait from its registration, which
+     * the waiter publishes (releases) after this store, so the waker's
+     * CAS sees it. A canceller needs more (store-buffering with its store
+     * of f->cancel): that is the publish CAS's job ("Cancel check" in
+     * weft__wait_publish), once per wait that parks, instead of a full
+     * barrier here on every wait (a locked exchange that waited for every
+     * store before it: 14% of a 100k-sleeper start phase). */
     atomic_store_explicit(&f->wait,
                           word(gen, WEFT_WAIT_WAITING |
                                         (cancellable ? WEFT_WAIT_CANCELLABLE : 0)),
-                          memory_order_seq_cst);
+                          memory_order_relaxed);
     return gen;
 }
 
@@ -77,13 +80,25 @@ void weft__wait_publish(struct weft_fiber *f) {
         }
         WEFT_ASSERT(state == WEFT_WAIT_WAITING);
         uint64_t parked = (cur & ~(uint64_t)WEFT_WAIT_STATE_MASK) | WEFT_WAIT_PARKED;
-        /* release: pairs with the waker's acquire CAS, so the context we
-         * just saved (f->ctx) is visible to whoever resumes it. */
+        /* seq_cst: release, so the context we just saved (f->ctx) is
+         * visible to whoever resumes it (the waker's acquire CAS); and the
+         * first half of the cancel check below. */
         if (atomic_compare_exchange_weak_explicit(&f->wait, &cur, parked,
-                                                  memory_order_release,
+                                                  memory_order_seq_cst,
                                                   memory_order_relaxed))
-            return;
+            break;
     }
+    /* Cancel check. weft_cancel stores f->cancel, then loads f->wait (both
+     * seq_cst); we CAS f->wait, then load f->cancel (seq_cst, walking
+     * inline hosts). One of the two sees the other: either the canceller
+     * saw WAITING or PARKED and ended the wait itself, or we see the flag
+     * here and end it, naming this wait's generation. By then f may run
+     * elsewhere and even have finished: a newer wait or a newer task in
+     * its block has another generation (fiber.c keeps counting), so the
+     * claim is stale and does nothing; what is read meanwhile is a control
+     * block, never freed before the runtime. */
+    if ((cur & WEFT_WAIT_CANCELLABLE) && weft__fiber_cancel_requested(f))
+        weft__wait_wake(f, (uint32_t)(cur >> 32));
 }
 
 enum weft_wake_result weft__wait_claim(struct weft_fiber *f, uint32_t gen) {
@@ -118,7 +133,8 @@ bool weft__wait_wake(struct weft_fiber *f, uint32_t gen) {
 }
 
 void weft__wait_cancel(struct weft_fiber *f) {
-    /* seq_cst: see weft__wait_prepare. */
+    /* seq_cst: the second half of the canceller's side of the cancel
+     * check (weft__wait_publish). */
     uint64_t cur = atomic_load_explicit(&f->wait, memory_order_seq_cst);
     if (!(cur & WEFT_WAIT_CANCELLABLE))
         return;

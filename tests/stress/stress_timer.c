@@ -67,7 +67,7 @@ static void test_many_sleepers_then_destroy(void **state) {
 
 /* ---- Cancels racing with wake-ups -------------------------------------- */
 
-static atomic_long slept_through, cancelled;
+static atomic_long slept_through, cancelled, started_long;
 
 static void *sleep_some(void *p) {
     int rc = weft_sleep((uint64_t)WT_INT(p));
@@ -167,6 +167,54 @@ static void test_wait_any_burst(void **state) {
     WT_ASSERT_NO_FAILURES();
 }
 
+/* ---- Cancels racing with the start of a wait --------------------------- */
+
+/* Sleeps far longer than the test may take: only a cancel ends it. */
+static void *sleep_long(void *p) {
+    (void)p;
+    atomic_fetch_add(&started_long, 1);
+    return WT_PTR(weft_sleep(60 * WEFT_SEC));
+}
+
+/* Each task is cancelled as it starts its sleep, from another worker: the
+ * cancel lands before the wait, while it is being prepared, or while it
+ * parks. None may be lost (the sleep would last a minute): either the
+ * canceller sees the wait, or the wait sees the flag when it parks. */
+static void *cancel_as_waits_start(void *p) {
+    long n = (long)WT_INT(p);
+    uint64_t seed = 4242;
+    for (long i = 0; i < n; i++) {
+        weft_task *t;
+        long before = atomic_load(&started_long);
+        WT_CHECK_EQ(weft_spawn_ex(NULL, sleep_long, NULL, &small_stack, &t), 0);
+        /* Let another worker steal it and start it, sometimes. */
+        uint64_t spins = wt_rand_below(&seed, 4) == 0 ? 0 : wt_rand_below(&seed, 3000);
+        for (uint64_t k = 0; k < spins && atomic_load(&started_long) == before; k++)
+            ;
+        int rc = weft_cancel(t);
+        WT_CHECK_EQ(rc, 0);
+        void *r = NULL;
+        rc = weft_join(t, &r);
+        WT_CHECK(rc == -ECANCELED || (rc == 0 && (int)(intptr_t)r == -ECANCELED));
+    }
+    return NULL;
+}
+
+static void test_cancel_races_wait_start(void **state) {
+    (void)state;
+    wt_reset();
+    weft_runtime *rt = new_runtime();
+    long n = P.sleepers / 10 + 1;
+    if (n > 20000)
+        n = 20000;
+    uint64_t t0 = weft_now();
+    assert_int_equal(weft_run(rt, cancel_as_waits_start, WT_PTR(n), NULL), 0);
+    /* A lost cancel would have held the run for a minute. */
+    assert_true(weft_now() - t0 < 30 * WEFT_SEC);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    WT_ASSERT_NO_FAILURES();
+}
+
 int main(int argc, char **argv) {
     wt_init();
     P.workers = (unsigned)wt_arg(argc, argv, 1, 2);
@@ -175,6 +223,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_sleepers_then_destroy),
         cmocka_unit_test(test_cancel_races_wake),
+        cmocka_unit_test(test_cancel_races_wait_start),
         cmocka_unit_test(test_wait_any_burst),
     };
     return cmocka_run_group_tests_name("stress.timer", tests, NULL, NULL);

@@ -9,9 +9,11 @@
 #include <cmocka.h>
 
 #include "fiber.h"
+#include "sched.h"
 #include "wait.h"
 
 static void *body(void *arg) { return arg; }
+#define WEFT_PTR_ONE ((void *)(uintptr_t)1)
 static struct weft_fiber_pool pool;
 
 static uint32_t state_of(struct weft_fiber *f) {
@@ -85,6 +87,34 @@ static void test_thread_waiter_times_out_not_early(void **state) {
     assert_true(weft_now() - start >= 20 * WEFT_MSEC);
 }
 
+/* The cancel check at park: a cancel whose load of the wait word missed
+ * the wait's start (store-buffering) leaves only the flag set; parking
+ * must see it and end the wait, or the fiber would sleep forever. Made
+ * deterministic by setting the flag by hand, as such a canceller leaves
+ * it, between the wait's start and its park. */
+static void *park_with_flag_set(void *arg) {
+    (void)arg;
+    struct weft_worker *w = weft__sched_worker();
+    struct weft_fiber *self = w->current;
+    weft__wait_prepare(self, true);
+    atomic_store(&self->cancel, 1); /* the canceller's store; its load missed */
+    weft__wait_park(w);             /* no timer, no waker: only the check */
+    return WEFT_PTR_ONE;
+}
+
+static void test_park_sees_a_cancel_that_missed_the_wait(void **state) {
+    (void)state;
+    weft_runtime *rt;
+    weft_config cfg = {.workers = 1};
+    assert_int_equal(weft_runtime_create(&rt, &cfg), 0);
+    weft_task *t;
+    assert_int_equal(weft_spawn(rt, park_with_flag_set, NULL, &t), 0);
+    void *r = NULL;
+    assert_int_equal(weft_join_for(t, 5 * WEFT_SEC, &r), 0);
+    assert_ptr_equal(r, WEFT_PTR_ONE);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+}
+
 int main(void) {
     weft__fiber_pool_init(&pool);
     const struct CMUnitTest tests[] = {
@@ -92,6 +122,7 @@ int main(void) {
         cmocka_unit_test(test_claim_after_park_claims_once),
         cmocka_unit_test(test_thread_waiter_counts_events),
         cmocka_unit_test(test_thread_waiter_times_out_not_early),
+        cmocka_unit_test(test_park_sees_a_cancel_that_missed_the_wait),
     };
     int failed = cmocka_run_group_tests_name("wait", tests, NULL, NULL);
     weft__fiber_pool_fini(&pool);
