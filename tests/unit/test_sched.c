@@ -162,30 +162,39 @@ static void test_timer_wakes_run_before_new_fibers(void **state) {
 /* ---- Woken fibers run in the order they were woken --------------------- */
 
 enum { ORDERED_N = 300 };
-static uint64_t ordered_base;
-static atomic_int ordered_started, ordered_seq;
+static _Atomic uint64_t ordered_base; /* 0 until the driver sets it */
+static atomic_int ordered_started, ordered_armed, ordered_seq;
 static int ordered_at[ORDERED_N];
 
 static void *sleep_in_turn(void *arg) {
     int i = (int)(intptr_t)arg;
     atomic_fetch_add(&ordered_started, 1);
-    CHECK(weft_sleep_until(ordered_base + (uint64_t)i * WEFT_USEC) == 0);
+    while (!atomic_load(&ordered_base))
+        weft_yield();
+    /* One worker: nothing runs between this and the park. */
+    atomic_fetch_add(&ordered_armed, 1);
+    CHECK(weft_sleep_until(atomic_load(&ordered_base) + (uint64_t)i * WEFT_USEC) == 0);
     ordered_at[i] = atomic_fetch_add(&ordered_seq, 1);
     return NULL;
 }
 
-/* Arms ORDERED_N sleeps due one microsecond apart, then holds the only
- * worker until every one is due, so that the timer queues them all in
- * the wake queue in deadline order; then lets them run. */
+/* Starts ORDERED_N sleeps due one microsecond apart (all armed before
+ * the first is due, however slow the build), then holds the only worker
+ * until every one is due, so that the timer queues them all in the wake
+ * queue in deadline order; then lets them run. */
 static void *wake_in_order(void *arg) {
     (void)arg;
     static weft_task *t[ORDERED_N];
-    ordered_base = weft_now() + 100 * WEFT_MSEC;
     for (int i = 0; i < ORDERED_N; i++)
         CHECK(weft_spawn(NULL, sleep_in_turn, (void *)(intptr_t)i, &t[i]) == 0);
     while (atomic_load(&ordered_started) < ORDERED_N)
         weft_yield();
-    while (weft_now() < ordered_base + ORDERED_N * WEFT_USEC + 20 * WEFT_MSEC)
+    uint64_t base = weft_now() + 200 * WEFT_MSEC;
+    atomic_store(&ordered_base, base);
+    while (atomic_load(&ordered_armed) < ORDERED_N)
+        weft_yield();
+    CHECK(weft_now() < base); /* else the test proves nothing */
+    while (weft_now() < base + ORDERED_N * WEFT_USEC + 20 * WEFT_MSEC)
         ; /* hold the worker */
     CHECK(weft_gather(t, ORDERED_N, NULL) == 0);
     return NULL;
