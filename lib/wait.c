@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "park.h"
 #include "sched.h"
@@ -226,12 +227,33 @@ static int thread_block(struct weft_waiter *wt, uint64_t deadline) {
     }
 }
 
+/* Deadlines closer than this to the coarse clock are checked with the
+ * precise one. The coarse clock lags the precise one by at most a tick
+ * (1-10 ms), or more on a CPU whose tick stopped. */
+#define COARSE_MARGIN_NS (50 * WEFT_MSEC)
+
+/* Whether a wait about to start has its deadline behind it already. Most
+ * such deadlines are far (a sleep, a timeout), and the coarse clock says
+ * so for ~5 ns where the precise one costs ~20 here. A wrong "not yet"
+ * (the coarse clock far behind) only arms a timer that fires at once:
+ * never early. */
+static bool deadline_passed(uint64_t deadline) {
+    if (deadline == WEFT_FOREVER)
+        return false;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t coarse = (uint64_t)ts.tv_sec * WEFT_SEC + (uint64_t)ts.tv_nsec;
+    if (deadline > coarse + COARSE_MARGIN_NS)
+        return false;
+    return weft_now() >= deadline;
+}
+
 static int fiber_block(struct weft_waiter *wt, uint64_t deadline) {
     struct weft_fiber *f = wt->fiber;
     bool cancellable = atomic_load_explicit(&f->wait, memory_order_relaxed) &
                        WEFT_WAIT_CANCELLABLE;
     if (signalled(wt) || (cancellable && weft__fiber_cancel_requested(f)) ||
-        (deadline != WEFT_FOREVER && weft_now() >= deadline)) {
+        deadline_passed(deadline)) {
         weft__wait_abort(f);
         goto out;
     }
