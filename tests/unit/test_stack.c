@@ -82,18 +82,28 @@ static void test_stacks_are_distinct_usable_and_armed(void **state) {
 
 /* A queued slab that a refill draws from again is not trimmed: its
  * stacks may be in use by then (S3). */
+enum { SLAB_N = 256 }; /* one slab of 16 KiB stacks */
+
+/* Take every stack of a first slab from a new 16 KiB pool, writing the
+ * top of each, and give them all back: the slab is all free (queued). */
+static void cycle_one_slab(struct weft_stack_pool *pool, struct weft_stack_cache *cache,
+                           struct weft_stack **s) {
+    weft__stack_pool_init(pool, 0);
+    for (int i = 0; i < SLAB_N; i++) {
+        s[i] = weft__stack_get(pool, cache, SLAB_N);
+        memset((char *)s[i]->lo + s[i]->size - 64, 0xcd, 64);
+    }
+    for (int i = 0; i < SLAB_N; i++)
+        weft__stack_put(pool, cache, SLAB_N, s[i]);
+    weft__stack_cache_drain(pool, cache);
+}
+
 static void test_reused_slab_is_not_trimmed(void **state) {
     (void)state;
-    enum { N = 256 }; /* one slab of 16 KiB stacks */
     struct weft_stack_pool pool;
     struct weft_stack_cache cache = {0};
-    static struct weft_stack *s[N];
-    weft__stack_pool_init(&pool, 0);
-    for (int i = 0; i < N; i++)
-        s[i] = weft__stack_get(&pool, &cache, N);
-    for (int i = 0; i < N; i++)
-        weft__stack_put(&pool, &cache, N, s[i]);
-    weft__stack_cache_drain(&pool, &cache); /* the slab is all free: queued */
+    static struct weft_stack *s[SLAB_N];
+    cycle_one_slab(&pool, &cache, s);
     struct weft_stack *again = weft__stack_get(&pool, &cache, 2);
     memset((char *)again->lo + again->size - 64, 0xab, 64);
     uint64_t due = WEFT_FOREVER;
@@ -111,21 +121,13 @@ static void test_reused_slab_is_not_trimmed(void **state) {
  * been free that long; the trim says when that will be. */
 static void test_free_slab_is_retained_for_a_while(void **state) {
     (void)state;
-    enum { N = 256 }; /* one slab of 16 KiB stacks */
     struct weft_stack_pool pool;
     struct weft_stack_cache cache = {0};
-    static struct weft_stack *s[N];
-    weft__stack_pool_init(&pool, 0);
-    pool.retain_ns = 3600 * WEFT_SEC;
-    for (int i = 0; i < N; i++) {
-        s[i] = weft__stack_get(&pool, &cache, N);
-        memset((char *)s[i]->lo + s[i]->size - 64, 0xcd, 64);
-    }
+    static struct weft_stack *s[SLAB_N];
     uint64_t freed_after = weft_now();
-    for (int i = 0; i < N; i++)
-        weft__stack_put(&pool, &cache, N, s[i]);
-    weft__stack_cache_drain(&pool, &cache); /* all free: queued */
+    cycle_one_slab(&pool, &cache, s);
     uint64_t freed_before = weft_now();
+    pool.retain_ns = 3600 * WEFT_SEC; /* set before the first trim looks */
     uint64_t due = WEFT_FOREVER;
     assert_false(weft__stack_pool_trim_one(&pool, weft_now(), &due));
     assert_true(due >= freed_after + pool.retain_ns);
