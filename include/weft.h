@@ -138,7 +138,10 @@ WEFT_EXPORT int weft_run(weft_runtime *rt, weft_fn fn, void *arg, void **result)
  *            runtime).
  * Ownership: with task != NULL, *task is a handle that must be consumed
  *            exactly once: weft_join(), weft_gather() or weft_detach().
- *            With task == NULL the fiber is detached.
+ *            With task == NULL the fiber is detached. A handle used after
+ *            it was consumed is -EINVAL, even when its memory already
+ *            serves a newer task (handles carry a generation; 1 in 64
+ *            such reuses goes undetected).
  * Returns:   0, or
  *            -EINVAL  fn is NULL, or rt is NULL outside a fiber, or rt is
  *                     being destroyed and the caller is not one of its

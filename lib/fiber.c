@@ -156,7 +156,13 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
     /* wait_gen carries on from the block's last task: a waiter that
      * names an old generation (weft__wait_publish's cancel check, a late
      * timer) cannot match a wait of the new one. */
-    atomic_store_explicit(&f->magic, WEFT_FIBER_MAGIC, memory_order_relaxed);
+    /* H1: a new task, a new incarnation (relaxed: ordered by magic). */
+    atomic_store_explicit(&f->incarnation,
+                          atomic_load_explicit(&f->incarnation, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    /* release: a stale-handle check that sees MAGIC sees the incarnation
+     * above (weft__handle_current). */
+    atomic_store_explicit(&f->magic, WEFT_FIBER_MAGIC, memory_order_release);
     f->fn = fn;
     f->arg = arg;
     f->name = NULL;

@@ -63,7 +63,7 @@ struct weft_fiber;
 /* The tasks a fiber waits for in join or gather, so that cancelling it
  * forwards the cancel to them (join.c). Lives in the joiner's frame. */
 struct weft_forward {
-    struct weft_fiber *const *tasks;
+    weft_task *const *tasks; /* handles (H1) */
     size_t n;
 };
 
@@ -82,6 +82,10 @@ struct weft_fiber {
     /* WEFT_FIBER_MAGIC while allocated. Atomic, relaxed: a stale handle's
      * validity check may read it while the block is being recycled. */
     _Atomic uint32_t magic;
+    /* Tasks this block has held, this one included; its low bits are in
+     * the task's handle (H1). Atomic for the same stale-handle checks:
+     * stored before magic (release), read after it (acquire). */
+    _Atomic uint32_t incarnation;
     weft_fn fn;
     void *arg;
     const char *name;              /* weft_spawn_opts.name, or NULL */
@@ -183,6 +187,37 @@ void weft__fiber_cache_drain(struct weft_fiber_cache *cache, struct weft_fiber_p
 static inline bool weft__fiber_valid(const struct weft_fiber *f) {
     return f && atomic_load_explicit(&((struct weft_fiber *)f)->magic,
                                      memory_order_relaxed) == WEFT_FIBER_MAGIC;
+}
+
+/*
+ * H1: a task handle is its control block's address (WEFT_CACHELINE
+ * aligned) with the low bits of the block's incarnation in the alignment
+ * bits. A handle kept past its task's end names that task, not a newer
+ * one the block holds by the time it is used, so using it is -EINVAL, not
+ * a join of somebody else's task; unless a multiple of WEFT_CACHELINE
+ * tasks came between (a check, not a guarantee).
+ */
+#define WEFT_HANDLE_GEN_MASK ((uintptr_t)WEFT_CACHELINE - 1)
+
+static inline weft_task *weft__fiber_handle(struct weft_fiber *f) {
+    uint32_t inc = atomic_load_explicit(&f->incarnation, memory_order_relaxed);
+    return (weft_task *)((uintptr_t)f | (inc & WEFT_HANDLE_GEN_MASK));
+}
+
+static inline struct weft_fiber *weft__task_fiber(const weft_task *t) {
+    return (struct weft_fiber *)((uintptr_t)t & ~WEFT_HANDLE_GEN_MASK);
+}
+
+/* Whether t names the task its block holds now (allocated, and the same
+ * incarnation). Safe on any handle weft gave out, however stale. */
+static inline bool weft__handle_current(const weft_task *t) {
+    struct weft_fiber *f = weft__task_fiber(t);
+    /* acquire: pairs with the release store of magic at spawn, so the
+     * incarnation read next is the one that magic belongs to. */
+    if (!f || atomic_load_explicit(&f->magic, memory_order_acquire) != WEFT_FIBER_MAGIC)
+        return false;
+    uint32_t inc = atomic_load_explicit(&f->incarnation, memory_order_relaxed);
+    return ((uintptr_t)t & WEFT_HANDLE_GEN_MASK) == (inc & WEFT_HANDLE_GEN_MASK);
 }
 
 /* Whether f, or a fiber it runs inline on, was asked to cancel: a task

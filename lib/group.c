@@ -191,7 +191,7 @@ static void cancel_all(struct weft_group *g) {
         struct group_rec *r = rec_at(g, i, false);
         weft_task *t = r ? atomic_load_explicit(&r->task, memory_order_seq_cst) : NULL;
         if (t)
-            weft__task_request_cancel((struct weft_fiber *)t);
+            weft__task_request_cancel(weft__task_fiber(t));
     }
 }
 
@@ -279,7 +279,7 @@ static int spawn_task(struct weft_group *g, struct group_rec *r) {
     atomic_store_explicit(&r->task, t, memory_order_seq_cst);
     /* seq_cst: see cancel_all. */
     if (atomic_load_explicit(&g->cancelled, memory_order_seq_cst))
-        weft__task_request_cancel((struct weft_fiber *)t);
+        weft__task_request_cancel(weft__task_fiber(t));
     return 0;
 }
 

@@ -53,12 +53,12 @@
 #include "runtime.h"
 #include "wait.h"
 
-static inline struct weft_fiber *fiber_of(weft_task *t) { return (struct weft_fiber *)t; }
+static inline struct weft_fiber *fiber_of(weft_task *t) { return weft__task_fiber(t); }
 
-/* A handle the caller may still use: allocated, not yet consumed. */
-static bool handle_ok(struct weft_fiber *f) {
-    return weft__fiber_valid(f) &&
-           atomic_load_explicit(&f->handle_live, memory_order_relaxed) == 1;
+/* A handle the caller may still use: its task's (H1), not yet consumed. */
+static bool handle_ok(weft_task *t) {
+    return weft__handle_current(t) &&
+           atomic_load_explicit(&fiber_of(t)->handle_live, memory_order_relaxed) == 1;
 }
 
 /* The caller's control-block cache if it is a worker of s, else NULL. */
@@ -112,7 +112,7 @@ int weft__spawn(weft_runtime *rt, weft_fn fn, void *arg, const weft_spawn_opts *
         f->name = opts->name;
     f->unrun = unrun;
     if (task)
-        *task = (weft_task *)f;
+        *task = weft__fiber_handle(f);
     weft__sched_submit(s, w, f);
     return 0;
 }
@@ -147,7 +147,7 @@ static int consume(struct weft_fiber *f, void **result) {
 
 int weft_detach(weft_task *t) {
     struct weft_fiber *f = fiber_of(t);
-    if (!weft__fiber_valid(f))
+    if (!weft__handle_current(t))
         return -EINVAL;
     /* A join, gather or wait_any waiting for it holds the handle and will
      * consume it: detaching under it would consume it twice. */
@@ -203,7 +203,7 @@ static void forward_begin(struct weft_fiber *self, const struct weft_forward *fw
     if (cancel_requested(self))
         for (size_t i = 0; i < fw->n; i++)
             if (fw->tasks[i])
-                cancel_fiber(fw->tasks[i]);
+                cancel_fiber(fiber_of(fw->tasks[i]));
 }
 
 /* Stop forwarding; on return no canceller still reads fw's tasks. */
@@ -242,7 +242,7 @@ void weft__task_request_cancel(struct weft_fiber *f) {
     if (fw)
         for (size_t i = 0; i < fw->n; i++)
             if (fw->tasks[i])
-                cancel_fiber(fw->tasks[i]);
+                cancel_fiber(fiber_of(fw->tasks[i]));
     struct weft_fiber *child = atomic_load_explicit(&f->inline_child, memory_order_seq_cst);
     if (child)
         cancel_fiber(child);
@@ -252,7 +252,7 @@ void weft__task_request_cancel(struct weft_fiber *f) {
 
 int weft_cancel(weft_task *t) {
     struct weft_fiber *f = fiber_of(t);
-    if (!handle_ok(f))
+    if (!handle_ok(t))
         return -EINVAL;
     return cancel_fiber(f);
 }
@@ -327,7 +327,7 @@ static int join_until(weft_task *t, uint64_t deadline, void **result) {
     struct weft_fiber *f = fiber_of(t);
     if (result)
         *result = NULL;
-    if (!handle_ok(f))
+    if (!handle_ok(t))
         return -EINVAL;
     struct weft_worker *w = weft__sched_worker();
     struct weft_fiber *self = w ? w->current : NULL;
@@ -358,7 +358,7 @@ static int join_until(weft_task *t, uint64_t deadline, void **result) {
             return consume(f, result);
         return -EBUSY; /* someone else is waiting for this task */
     }
-    struct weft_fiber *const tasks[1] = {f};
+    weft_task *const tasks[1] = {t};
     const struct weft_forward fw = {tasks, 1};
     forward_begin(self, &fw);
     int rc = weft__waiter_block(&wt, deadline);
@@ -394,7 +394,7 @@ static int check_tasks(weft_task *const *ts, size_t n, struct weft_fiber *self) 
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         struct weft_fiber *f = fiber_of(ts[i]);
-        if (!handle_ok(f))
+        if (!handle_ok(ts[i]))
             return -EINVAL;
         if (f == self)
             return -EDEADLK;
@@ -476,7 +476,7 @@ int weft_gather(weft_task *const *ts, size_t n, void **results) {
     atomic_store_explicit(&wt.pending, (int64_t)n + 1, memory_order_relaxed);
     int64_t unregistered =
         (int64_t)n - register_all(ts, n, &wt, &dup, &saw_done, &busy, NULL);
-    const struct weft_forward fw = {(struct weft_fiber *const *)ts, n};
+    const struct weft_forward fw = {ts, n};
     forward_begin(self, &fw);
     /* acq_rel: drop our count and the registrations that did not happen;
      * the finishers' decrements are the rest. */
@@ -566,7 +566,10 @@ int weft_wait_any(weft_task *const *ts, size_t n, uint64_t timeout_ns, size_t *i
 
 /* ---- The current fiber -------------------------------------------------- */
 
-weft_task *weft_self(void) { return (weft_task *)weft__sched_current(); }
+weft_task *weft_self(void) {
+    struct weft_fiber *f = weft__sched_current();
+    return f ? weft__fiber_handle(f) : NULL;
+}
 
 int weft_worker_index(void) {
     struct weft_worker *w = weft__sched_worker();

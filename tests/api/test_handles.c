@@ -159,6 +159,39 @@ static void test_destroy_twice_einval(void **state) {
     assert_int_equal(weft_runtime_workers(rt), -EINVAL);
 }
 
+/* A handle kept after its task was joined stays dead even once its
+ * control block holds a newer task (blocks are recycled, often by the
+ * very next spawn): using it is -EINVAL, and the newer task's own handle
+ * is untouched. Spawned and joined from a fiber, so that blocks come back
+ * through one worker's cache. */
+static void *stale_handles(void *arg) {
+    (void)arg;
+    int stale_accepted = 0;
+    for (int i = 0; i < 1000; i++) {
+        weft_task *old = NULL, *young = NULL;
+        WT_CHECK_EQ(weft_spawn(NULL, return_arg, WT_PTR(1), &old), 0);
+        WT_CHECK_EQ(weft_join(old, NULL), 0);
+        WT_CHECK_EQ(weft_spawn(NULL, return_arg, WT_PTR(2), &young), 0);
+        void *r = NULL;
+        if (weft_join(old, &r) != -EINVAL || weft_cancel(old) != -EINVAL ||
+            weft_detach(old) != -EINVAL)
+            stale_accepted++;
+        r = NULL;
+        WT_CHECK_EQ(weft_join(young, &r), 0);
+        WT_CHECK_EQ(WT_INT(r), 2);
+    }
+    return WT_PTR(stale_accepted);
+}
+
+static void test_stale_handle_of_recycled_block_einval(void **state) {
+    weft_runtime *rt = *state;
+    void *accepted = NULL;
+    assert_int_equal(weft_run(rt, stale_handles, NULL, &accepted), 0);
+    assert_int_equal(WT_INT(accepted), 0);
+    WT_ASSERT_NO_FAILURES();
+    check_still_works(rt);
+}
+
 #define RT_TEST(f) cmocka_unit_test_setup_teardown(f, setup_rt, teardown_rt)
 
 int main(void) {
@@ -169,6 +202,7 @@ int main(void) {
         RT_TEST(test_detach_while_joined_ebusy),
         RT_TEST(test_timed_calls_on_dead_handle_einval),
         RT_TEST(test_gather_dead_entry_consumes_nothing),
+        RT_TEST(test_stale_handle_of_recycled_block_einval),
         cmocka_unit_test(test_destroy_twice_einval),
     };
     return cmocka_run_group_tests_name("api.handles", tests, NULL, NULL);

@@ -25,7 +25,7 @@ static weft_runtime *make_rt(unsigned workers) {
 
 static void *whoami(void *arg) {
     (void)arg;
-    struct weft_fiber *f = (struct weft_fiber *)weft_self();
+    struct weft_fiber *f = weft__task_fiber(weft_self());
     CHECK(f->inlined);
     return (void *)weft_self();
 }

@@ -271,7 +271,7 @@ static void test_wake_batch_does_not_spill(void **state) {
 
 /* Finish a taken-back fiber by hand, as join.c's inline path does. */
 static void finish_by_hand(struct weft_worker *w, weft_task *t) {
-    struct weft_fiber *f = (struct weft_fiber *)t;
+    struct weft_fiber *f = weft__task_fiber(t);
     uint32_t expect = WEFT_FIBER_NEW;
     CHECK(atomic_compare_exchange_strong(&f->status, &expect, WEFT_FIBER_STARTED));
     weft__task_publish(f, NULL, 0, WEFT_FIBER_DONE);
@@ -287,7 +287,7 @@ static void *take_back_cases(void *arg) {
     (void)finish_by_hand;
     weft_task *one;
     CHECK(weft_spawn(NULL, nothing, NULL, &one) == 0);
-    CHECK(weft__sched_take_back(w, (struct weft_fiber *)one));
+    CHECK(weft__sched_take_back(w, weft__task_fiber(one)));
     finish_by_hand(w, one);
     CHECK(weft_join(one, NULL) == 0);
     return NULL;
@@ -297,20 +297,20 @@ static void *take_back_cases(void *arg) {
     for (int i = 0; i < N; i++)
         CHECK(weft_spawn(NULL, nothing, NULL, &t[i]) == 0);
     /* The newest is in the LIFO slot, the rest in the deque. */
-    CHECK(atomic_load(&w->next) == (struct weft_fiber *)t[N - 1]);
+    CHECK(atomic_load(&w->next) == weft__task_fiber(t[N - 1]));
     CHECK(weft__deque_size(&w->deque) == N - 1);
     /* t[0] is under eighteen others: too deep to take back; all stay. */
-    CHECK(!weft__sched_take_back(w, (struct weft_fiber *)t[0]));
+    CHECK(!weft__sched_take_back(w, weft__task_fiber(t[0])));
     CHECK(weft__deque_size(&w->deque) == N - 1);
     /* t[9] is ten from the bottom: taken, the nine above it stay. */
-    CHECK(weft__sched_take_back(w, (struct weft_fiber *)t[9]));
+    CHECK(weft__sched_take_back(w, weft__task_fiber(t[9])));
     CHECK(weft__deque_size(&w->deque) == N - 2);
     finish_by_hand(w, t[9]);
     /* The order of the rest is kept: newest first. */
-    CHECK(weft__deque_pop(&w->deque) == (struct weft_fiber *)t[N - 2]);
-    CHECK(weft__deque_push(&w->deque, (struct weft_fiber *)t[N - 2]) == 0);
+    CHECK(weft__deque_pop(&w->deque) == weft__task_fiber(t[N - 2]));
+    CHECK(weft__deque_push(&w->deque, weft__task_fiber(t[N - 2])) == 0);
     /* And the LIFO slot's fiber is taken back from the slot. */
-    CHECK(weft__sched_take_back(w, (struct weft_fiber *)t[N - 1]));
+    CHECK(weft__sched_take_back(w, weft__task_fiber(t[N - 1])));
     CHECK(atomic_load(&w->next) == NULL);
     finish_by_hand(w, t[N - 1]);
     for (int i = 0; i < N; i++)

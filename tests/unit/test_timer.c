@@ -27,7 +27,7 @@ static weft_runtime *make_rt(void) {
 
 static void *arm_and_abandon(void *arg) {
     long n = (long)(intptr_t)arg;
-    struct weft_fiber *self = (struct weft_fiber *)weft_self();
+    struct weft_fiber *self = weft__task_fiber(weft_self());
     struct weft_timer *t = self->sched->timer;
     for (long i = 0; i < n; i++) {
         /* An hour away: it never fires; the wait "ends" at once. */
@@ -62,7 +62,7 @@ static void test_abandoned_timeouts_do_not_accumulate(void **state) {
 
 static void *arm_many_at_once(void *arg) {
     long n = (long)(intptr_t)arg;
-    struct weft_fiber *self = (struct weft_fiber *)weft_self();
+    struct weft_fiber *self = weft__task_fiber(weft_self());
     struct weft_timer *t = self->sched->timer;
     struct weft_timer_entry **held = calloc((size_t)n, sizeof *held);
     CHECK(held != NULL);
