@@ -147,6 +147,8 @@
 #define WEFT_FAIR_EVERY 61
 /* Most fibers moved from the inject or wake queue in one take. */
 #define WEFT_INJECT_BATCH 64
+/* Most fibers a take from the wake queue puts in the woken list. */
+#define WEFT_WOKEN_LIST_MAX 16
 /* How long a spinning worker searches before it parks: long enough that
  * a stream of spawns does not pay a futex wake each (a wake costs about
  * a microsecond on each side); short enough to be noise on an idle CPU.
@@ -706,6 +708,10 @@ static struct weft_fiber *take_batch(struct weft_worker *w, struct weft_inject *
     size_t room = (size_t)(WEFT_DEQUE_CAP - weft__deque_size(&w->deque));
     if (!in_order && want > room + 1)
         want = room + 1;
+    /* The woken list cannot be stolen from: a worker held by one long
+     * fiber holds its list's fibers too, so keep it short. */
+    if (in_order && want > WEFT_WOKEN_LIST_MAX)
+        want = WEFT_WOKEN_LIST_MAX;
     struct weft_fiber *batch[WEFT_INJECT_BATCH];
     size_t n = weft__inject_pop_batch(q, batch, want);
     for (size_t i = 1; i < n; i++) {
