@@ -36,7 +36,8 @@
  *      deque, where they can steal from them;
  *   2. its woken list, then the wake queue, a batch at a time, whenever
  *      it is not empty (one relaxed load per pick). A batch goes to the
- *      woken list, an owner-only FIFO run oldest first (on the LIFO
+ *      woken list, an owner-only FIFO (at most WEFT_WOKEN_LIST_MAX: it
+ *      cannot be stolen from) run oldest first (on the LIFO
  *      deque, batch after batch ran newest first and the oldest starved
  *      at its bottom), or to the deque when workers are idle, for them
  *      to steal. A woken fiber has a stack and usually finishes or
