@@ -153,10 +153,10 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
     f->canary = NULL;
     f->qnext = NULL;
     f->saved_errno = 0;
-    /* wait_gen carries on from the block's last task: a waiter that
-     * names an old generation (weft__wait_publish's cancel check, a late
-     * timer) cannot match a wait of the new one. */
-    /* H1: a new task, a new incarnation (relaxed: ordered by magic). */
+    /* wait_gen is not reset: it carries on from the block's last task,
+     * so a waiter that names an old generation (weft__wait_publish's
+     * cancel check, a late timer) cannot match a wait of the new one.
+     * H1: a new task, a new incarnation (relaxed: ordered by magic). */
     atomic_store_explicit(&f->incarnation,
                           atomic_load_explicit(&f->incarnation, memory_order_relaxed) + 1,
                           memory_order_relaxed);

@@ -289,8 +289,9 @@ static bool try_inline(struct weft_worker *w, struct weft_fiber *self, struct we
     atomic_store_explicit(&f->inline_host, self, memory_order_relaxed);
     weft__context_borrow(&f->ctx, &self->ctx);
     /* release: a canceller that reads it (under our fwd_lock) sees f set
-     * up. No fence needed here: see "Cancellation" (the task's own
-     * cancellable waits begin with a full barrier and check our flag). */
+     * up. No fence needed here: see "Cancellation" (each of the task's
+     * own cancellable waits checks our flag after a full barrier, when
+     * it parks). */
     atomic_store_explicit(&self->inline_child, f, memory_order_release);
     w->current = f;
     /* The task starts with its own errno, 0, as on a stack of its own,

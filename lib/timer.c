@@ -28,10 +28,10 @@
  *   stack); a FIRED one by the fiber's disarm, since the timer thread
  *   touches it no more once it stored FIRED. No reference count: a count
  *   cost each side a locked operation on a line the other had just
- *   written. Cancelled entries stay in the heap until their
- *   deadline (lazy invalidation); each time the heap doubles past its
- *   size after the last compaction, it is rebuilt without them, so it
- *   stays within twice its live entries. Every WEFT_TIMER_DRAIN_EVERY of
+ *   written. Cancelled entries stay in the heap or their run until their
+ *   deadline (lazy invalidation); each time the pending entries double
+ *   past their number after the last compaction, heap and runs are
+ *   rebuilt without them, so they stay within twice the live entries. Every WEFT_TIMER_DRAIN_EVERY of
  *   its own submissions, a worker sweeps the cancelled entries out of the
  *   submission stack itself: abandoned timeouts cannot pile up while the
  *   timer thread waits for a CPU.
@@ -285,7 +285,6 @@ static void entry_free(struct weft_timer *t, struct weft_timer_entry *e) {
     pool_give(t, first, last);
 }
 
-
 /* acquire: pairs with disarm's CAS to CANCELLED: whoever then frees the
  * entry sees the disarming fiber's last touch of it first. */
 static bool is_cancelled(struct weft_timer_entry *e) {
@@ -338,11 +337,11 @@ static struct weft_timer *timer_of(struct weft_timer_entry *e) {
 struct weft_timer_entry *weft__timer_arm(struct weft_timer *t, uint64_t deadline,
                                          struct weft_fiber *f, uint32_t gen) {
     struct weft_worker *w = weft__sched_worker();
+    /* Only fibers arm, on their own runtime's workers (fiber_block). */
+    WEFT_ASSERT(w && w->sched == t->sched);
     struct weft_timer_entry *e = entry_alloc(t, w);
     if (!e)
         return NULL;
-    /* Only fibers arm, on their own runtime's workers (fiber_block). */
-    WEFT_ASSERT(w && w->sched == t->sched);
     struct submit_stack *st = &t->submitted[w->index];
     e->deadline = deadline;
     e->fiber = f;
@@ -371,21 +370,20 @@ struct weft_timer_entry *weft__timer_arm(struct weft_timer *t, uint64_t deadline
 }
 
 bool weft__timer_disarm(struct weft_timer_entry *e) {
-    struct weft_timer *t = timer_of(e);
     uint32_t s = ENTRY_ARMED;
     /* acquire on failure: pairs with the FIRED release store. */
     bool fired = !atomic_compare_exchange_strong_explicit(&e->state, &s, ENTRY_CANCELLED,
                                                           memory_order_acq_rel,
                                                           memory_order_acquire);
-    if (!fired)
+    if (!fired) {
         cancels++;
-    if (!fired)
         return false; /* the timer side frees it ("Entry states") */
+    }
     while (s == ENTRY_FIRING) {
         weft__cpu_relax();
         s = atomic_load_explicit(&e->state, memory_order_acquire);
     }
-    entry_free(t, e); /* FIRED: the timer thread is done with it */
+    entry_free(timer_of(e), e); /* FIRED: the timer thread is done with it */
     return true;
 }
 
