@@ -4,18 +4,30 @@
  * spinlock and a FIFO wait queue) and its invariants are in sync.h.
  *
  * Mutex
- *   state: 0 free, 1 locked, 2 locked and maybe contended (Drepper's
- *   "Futexes are tricky", mutex 2). Lock: CAS 0 -> 1, then a short spin,
- *   then under the queue lock exchange(state, 2): 0 means it was free and
- *   is now ours; otherwise queue up and wait. Unlock: CAS 1 -> 0, else
- *   (contended) pop the oldest waiter and either
- *     - hand it the lock (state stays locked) if it has waited more than
- *       WEFT_MUTEX_STARVING_NS: bounded unfairness, as Go's starvation
- *       mode; or
- *     - free the lock and wake it to try again: a running fiber may barge
- *       in first, which keeps the lock hot and avoids convoys.
- *   A woken waiter retries with exchange(state, 2), so the contended mark
- *   is never lost while the queue is not empty.
+ *   One state word, laid out as Go's sync.Mutex: LOCKED, WOKEN (a waiter
+ *   is awake and about to try: unlock need wake no other), STARVING
+ *   (hand-off mode) and, above them, the number of queued waiters. The
+ *   queue itself is under the object lock; a locker adds itself to the
+ *   count and to the queue in one critical section of that lock, so an
+ *   unlocker that took a count off and then pops under the lock finds a
+ *   node.
+ *   Lock: fetch_or(LOCKED), a test-and-set whatever else the word
+ *   holds; if it was set, spin a while with backoff (a spinner sets
+ *   WOKEN if waiters are queued, so unlocks do not wake one of them
+ *   meanwhile), then count and queue itself and wait.
+ *   Unlock: one CAS clears LOCKED and, if waiters are counted and none
+ *   is awake yet, takes one off the count and sets WOKEN; that one is
+ *   then popped and woken. While a woken waiter is on its way, unlocks
+ *   stay one atomic operation. The woken waiter competes with running
+ *   lockers; if it loses it queues again at the head. One that has
+ *   waited more than WEFT_MUTEX_STARVING_NS sets STARVING: from then on
+ *   the lock is not released but handed to the oldest waiter, and
+ *   newcomers queue at the tail, until a waiter that is handed the lock
+ *   has waited less than that or is the last one (bounded unfairness,
+ *   as Go's starvation mode).
+ *   Why: a contended lock stays with the worker that runs it, instead of
+ *   its line moving between workers on every operation, and the others
+ *   run other fibers.
  *   Not a cancellation point.
  *
  * Condition
@@ -45,8 +57,16 @@
  * MAX_PAUSE. Long enough to outlast a holder running on another core;
  * short, because a holder whose thread the OS has descheduled will not
  * come back within any spin: with 2048 pauses (~25 us) 64 fibers on an
- * oversubscribed machine took 0.1-22 us per lock instead of ~0.08. */
+ * oversubscribed machine took 0.1-22 us per lock instead of ~0.08.
+ * The first look comes after FIRST_PAUSE pauses (about 0.4 us), not at
+ * once: a holder that locks again and again leaves the lock free most of
+ * the time, so a look soon after losing it would nearly always win it
+ * back, and the lock's line would move between the cores every few
+ * operations. Waiting first lets each core keep it for a run of them: 64
+ * fibers hammering one lock on 2 workers took 26 ms per million
+ * operations with a first pause of 32, 29 with 16, 46-60 with 1. */
 #define WEFT_MUTEX_SPINS 512u
+#define WEFT_MUTEX_FIRST_PAUSE 32u
 #define WEFT_MUTEX_MAX_PAUSE 256u
 
 #define MUTEX_MAGIC 0x6d757478u /* "mutx" */
@@ -130,6 +150,17 @@ void weft__queue_push(struct weft_wait_queue *q, struct weft_wait_node *n) {
     else
         q->head = n;
     q->tail = n;
+    n->queued = true;
+}
+
+void weft__queue_push_front(struct weft_wait_queue *q, struct weft_wait_node *n) {
+    n->prev = NULL;
+    n->next = q->head;
+    if (q->head)
+        q->head->prev = n;
+    else
+        q->tail = n;
+    q->head = n;
     n->queued = true;
 }
 
@@ -219,7 +250,7 @@ static uintptr_t self_id(void) {
 
 struct mutex_impl {
     uint32_t magic;
-    _Atomic uint32_t state;     /* 0 free, 1 locked, 2 locked + contended */
+    _Atomic uint32_t state;     /* M_* bits, then the waiter count */
     struct weft_spinlock lock;  /* protects q */
     _Atomic uintptr_t owner;    /* holder's self_id(); written by it */
     struct weft_wait_queue q;
@@ -228,6 +259,22 @@ static_assert(sizeof(struct mutex_impl) <= sizeof(weft_mutex),
               "grow weft_mutex._private (an ABI change)");
 static_assert(alignof(struct mutex_impl) <= alignof(weft_mutex),
               "weft_mutex storage is under-aligned");
+
+/* The state word. Invariants:
+ *   M1  the waiter count is changed only with the object lock held when
+ *       it grows (together with the push), and by the unlocker that then
+ *       pops (normal mode) or by the waiter handed the lock (hand-off).
+ *   M2  WOKEN is set by at most one fiber or thread at a time (the one
+ *       woken, or a spinner that set it), which clears it when it takes
+ *       the lock or queues again.
+ *   M3  STARVING implies LOCKED and a counted waiter: in starving mode
+ *       the lock never comes free, each unlock passes it on to the
+ *       oldest waiter. Unlock decides this by the same CAS that would
+ *       release the lock, so it cannot act on a mode that has ended. */
+#define M_LOCKED 1u
+#define M_WOKEN 2u
+#define M_STARVING 4u
+#define M_WAITER 8u /* one queued waiter */
 
 enum { MUTEX_RETRY = 0, MUTEX_HANDED = 1 };
 
@@ -251,34 +298,115 @@ static void take(struct mutex_impl *mi, uintptr_t id) {
     atomic_store_explicit(&mi->owner, id, memory_order_relaxed);
 }
 
-static int mutex_lock_slow(struct mutex_impl *mi, uintptr_t id) {
-    /* acquire (inside): the previous holder's release in unlock. */
-    if (take_with_backoff(&mi->state, WEFT_MUTEX_SPINS, WEFT_MUTEX_MAX_PAUSE)) {
-        take(mi, id);
-        return 0;
-    }
-    struct weft_wait_node n;
-    uint64_t since = weft_now();
+/* One spinning step of a locker that found the lock held:
+ * claim WOKEN if waiters are queued and nobody is awake (M2), then
+ * pause. Returns the state seen afterwards. */
+static uint32_t mutex_spin(struct mutex_impl *mi, uint32_t old, bool *awoke, unsigned pause) {
+    if (!*awoke && !(old & M_WOKEN) && old >= M_WAITER &&
+        /* relaxed: a hint to unlock, which orders nothing by it. */
+        atomic_compare_exchange_weak_explicit(&mi->state, &old, old | M_WOKEN,
+                                              memory_order_relaxed, memory_order_relaxed))
+        *awoke = true;
+    for (unsigned k = 0; k < pause; k++)
+        weft__cpu_relax();
+    return atomic_load_explicit(&mi->state, memory_order_relaxed);
+}
+
+/* Object lock held. Count ourselves in and queue up, unless the lock is
+ * free after all (false: old is the state seen). again: n was queued
+ * before, and lost the lock after it was woken. */
+static bool mutex_enqueue(struct mutex_impl *mi, struct weft_wait_node *n, bool awoke,
+                          bool again, uint32_t *old) {
+    *old = atomic_load_explicit(&mi->state, memory_order_relaxed);
     for (;;) {
+        if (!(*old & M_LOCKED))
+            return false;
+        uint32_t new = *old + M_WAITER;
+        if (awoke)
+            new &= ~M_WOKEN;
+        if (again && weft_now() - n->since > WEFT_MUTEX_STARVING_NS)
+            new |= M_STARVING;
+        /* relaxed: the object lock orders the count with the node (M1). */
+        if (atomic_compare_exchange_weak_explicit(&mi->state, old, new, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            break;
+    }
+    /* A woken waiter that lost keeps its place at the head. */
+    if (again)
+        weft__queue_push_front(&mi->q, n);
+    else
+        weft__queue_push(&mi->q, n);
+    return true;
+}
+
+/* Handed the lock in starving mode (LOCKED stays set, M3): take our
+ * count off, and leave starving mode if we waited briefly or are the
+ * last waiter. */
+static void mutex_take_handed(struct mutex_impl *mi, uint64_t since) {
+    bool brief = weft_now() - since <= WEFT_MUTEX_STARVING_NS;
+    uint32_t old = atomic_load_explicit(&mi->state, memory_order_relaxed), new;
+    do {
+        assert((old & (M_LOCKED | M_STARVING)) == (M_LOCKED | M_STARVING));
+        new = old - M_WAITER;
+        if (brief || new < M_WAITER)
+            new &= ~M_STARVING;
+        /* relaxed: the lock's memory reached us through the unlocker's
+         * signal to our waiter (acq_rel). */
+    } while (!atomic_compare_exchange_weak_explicit(&mi->state, &old, new, memory_order_relaxed,
+                                                    memory_order_relaxed));
+}
+
+static int mutex_lock_slow(struct mutex_impl *mi, uintptr_t id) {
+    struct weft_wait_node n;
+    uint64_t since = 0;         /* when first queued */
+    bool queued_before = false; /* and woken, but lost the lock */
+    bool awoke = false;         /* we own WOKEN (M2) */
+    unsigned spun = 0, pause = WEFT_MUTEX_FIRST_PAUSE;
+    uint32_t old = atomic_load_explicit(&mi->state, memory_order_relaxed);
+    for (;;) {
+        /* No spinning in starving mode: the lock goes to the queue. */
+        if ((old & (M_LOCKED | M_STARVING)) == M_LOCKED && spun < WEFT_MUTEX_SPINS) {
+            old = mutex_spin(mi, old, &awoke, pause);
+            spun += pause;
+            if (pause < WEFT_MUTEX_MAX_PAUSE)
+                pause *= 2;
+            continue;
+        }
+        if (!(old & M_LOCKED)) {
+            uint32_t new = old | M_LOCKED;
+            if (awoke)
+                new &= ~M_WOKEN;
+            /* acquire: pairs with the release in unlock. */
+            if (atomic_compare_exchange_weak_explicit(&mi->state, &old, new,
+                                                      memory_order_acquire,
+                                                      memory_order_relaxed))
+                break;
+            continue;
+        }
         weft__node_init(&n, false);
+        if (!queued_before)
+            since = weft_now();
         n.since = since;
         weft__spin_lock(&mi->lock);
-        /* acquire: the previous holder's release. Marks the lock
-         * contended, so its unlock comes to the queue. */
-        if (atomic_exchange_explicit(&mi->state, 2, memory_order_acquire) == 0) {
+        if (!mutex_enqueue(mi, &n, awoke, queued_before, &old)) {
             weft__spin_unlock(&mi->lock);
             if (n.waiter.fiber)
                 weft__wait_abort(n.waiter.fiber);
-            take(mi, id);
-            return 0;
+            continue;
         }
-        weft__queue_push(&mi->q, &n);
+        queued_before = true;
         weft__node_wait(&mi->lock, &mi->q, &n, WEFT_FOREVER);
         if (n.result == MUTEX_HANDED) {
-            take(mi, id);
-            return 0;
+            mutex_take_handed(mi, since);
+            break;
         }
+        awoke = true; /* the unlocker set WOKEN for us */
+        spun = 0;
+        pause = WEFT_MUTEX_FIRST_PAUSE;
+        old = atomic_load_explicit(&mi->state, memory_order_relaxed);
     }
+    take(mi, id);
+    return 0;
 }
 
 int weft_mutex_lock(weft_mutex *m) {
@@ -288,11 +416,11 @@ int weft_mutex_lock(weft_mutex *m) {
     uintptr_t id = self_id();
     if (atomic_load_explicit(&mi->owner, memory_order_relaxed) == id)
         return -EDEADLK;
-    uint32_t expect = 0;
-    /* acquire: pairs with the release in unlock. */
-    if (WEFT_LIKELY(atomic_compare_exchange_strong_explicit(&mi->state, &expect, 1,
-                                                            memory_order_acquire,
-                                                            memory_order_relaxed))) {
+    /* acquire: pairs with the release in unlock. Setting LOCKED where it
+     * is set already changes nothing, so this is a test-and-set that
+     * works whatever else the word holds. */
+    if (WEFT_LIKELY(!(atomic_fetch_or_explicit(&mi->state, M_LOCKED, memory_order_acquire) &
+                      M_LOCKED))) {
         take(mi, id);
         return 0;
     }
@@ -303,46 +431,48 @@ int weft_mutex_trylock(weft_mutex *m) {
     struct mutex_impl *mi = mutex_of(m);
     if (!mi)
         return -EINVAL;
-    uint32_t expect = 0;
-    if (!atomic_compare_exchange_strong_explicit(&mi->state, &expect, 1,
-                                                 memory_order_acquire,
-                                                 memory_order_relaxed))
+    /* acquire: pairs with the release in unlock. */
+    if (atomic_fetch_or_explicit(&mi->state, M_LOCKED, memory_order_acquire) & M_LOCKED)
         return -EBUSY;
     take(mi, self_id());
     return 0;
+}
+
+/* Pop the oldest waiter and wake it: `how` it gets the lock. There is
+ * one (M1, M3). */
+static void mutex_wake_oldest(struct mutex_impl *mi, int how) {
+    weft__spin_lock(&mi->lock);
+    struct weft_wait_node *n = weft__queue_pop(&mi->q);
+    weft__spin_unlock(&mi->lock);
+    assert(n);
+    weft__node_wake(n, how);
 }
 
 int weft_mutex_unlock(weft_mutex *m) {
     struct mutex_impl *mi = mutex_of(m);
     if (!mi)
         return -EINVAL;
-    if (atomic_load_explicit(&mi->state, memory_order_relaxed) == 0 ||
-        atomic_load_explicit(&mi->owner, memory_order_relaxed) != self_id())
+    if (atomic_load_explicit(&mi->owner, memory_order_relaxed) != self_id())
         return -EPERM;
     atomic_store_explicit(&mi->owner, 0, memory_order_relaxed);
-    uint32_t expect = 1;
-    /* release: what the critical section wrote, to the next holder. */
-    if (atomic_compare_exchange_strong_explicit(&mi->state, &expect, 0,
-                                                memory_order_release,
-                                                memory_order_relaxed))
-        return 0;
-    weft__spin_lock(&mi->lock);
-    struct weft_wait_node *n = weft__queue_pop(&mi->q);
-    int how = MUTEX_RETRY;
-    if (!n) {
-        atomic_store_explicit(&mi->state, 0, memory_order_release);
-    } else if (weft_now() - n->since > WEFT_MUTEX_STARVING_NS) {
-        /* Hand-off: the lock stays held, now by n. */
-        how = MUTEX_HANDED;
-        atomic_store_explicit(&mi->state, weft__queue_empty(&mi->q) ? 1 : 2,
-                              memory_order_release);
-    } else {
-        /* n retries (with exchange(state, 2)); anyone may barge in. */
-        atomic_store_explicit(&mi->state, 0, memory_order_release);
-    }
-    weft__spin_unlock(&mi->lock);
-    if (n)
-        weft__node_wake(n, how);
+    uint32_t old = atomic_load_explicit(&mi->state, memory_order_relaxed), new;
+    bool wake;
+    do {
+        if (old & M_STARVING) {
+            /* Hand-off: the lock stays taken (M3). */
+            mutex_wake_oldest(mi, MUTEX_HANDED);
+            return 0;
+        }
+        /* Wake the oldest waiter unless one is awake already (M2). */
+        new = old & ~M_LOCKED;
+        wake = new >= M_WAITER && !(new & M_WOKEN);
+        if (wake)
+            new = (new - M_WAITER) | M_WOKEN;
+        /* release: what the critical section wrote, to the next holder. */
+    } while (!atomic_compare_exchange_weak_explicit(&mi->state, &old, new, memory_order_release,
+                                                    memory_order_relaxed));
+    if (WEFT_UNLIKELY(wake))
+        mutex_wake_oldest(mi, MUTEX_RETRY);
     return 0;
 }
 
@@ -361,8 +491,7 @@ int weft_mutex_destroy(weft_mutex *m) {
 
 /* Whether the caller holds m (for the condition's -EPERM). */
 static bool mutex_held_by_self(struct mutex_impl *mi) {
-    return atomic_load_explicit(&mi->state, memory_order_relaxed) != 0 &&
-           atomic_load_explicit(&mi->owner, memory_order_relaxed) == self_id();
+    return atomic_load_explicit(&mi->owner, memory_order_relaxed) == self_id();
 }
 
 /* ---- Condition ---------------------------------------------------------- */

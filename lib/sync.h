@@ -96,6 +96,7 @@ void weft__node_init(struct weft_wait_node *n, bool cancellable);
 
 /* Caller holds the lock. */
 void weft__queue_push(struct weft_wait_queue *q, struct weft_wait_node *n);
+void weft__queue_push_front(struct weft_wait_queue *q, struct weft_wait_node *n);
 struct weft_wait_node *weft__queue_pop(struct weft_wait_queue *q);
 void weft__queue_remove(struct weft_wait_queue *q, struct weft_wait_node *n);
 static inline bool weft__queue_empty(const struct weft_wait_queue *q) { return !q->head; }

@@ -172,6 +172,53 @@ static void test_mutex_counter_with_cancels(void **state) {
     free(s);
 }
 
+/*
+ * Holders that now and then keep the lock for 1.5 ms, so that waiters
+ * pass the mutex's 1 ms bound and it switches to handing the lock to the
+ * oldest waiter, while tight lockers keep barging in and woken waiters
+ * lose and queue again at the head. Nobody is cancelled here.
+ */
+enum { LONG_HOLD_ROUNDS = 40 }; /* per participant: the holds are serial */
+
+static void *mutex_long_hold_body(void *arg) {
+    struct mstress *s = arg;
+    uint64_t rng = stream(&s->next_id, 0x6c6f6e67);
+    for (long i = 0; i < LONG_HOLD_ROUNDS; i++) {
+        WT_CHECK_EQ(weft_mutex_lock(&s->m), 0);
+        WT_CHECK_EQ(atomic_fetch_add(&s->inside, 1), 0);
+        long v = s->counter;
+        if (wt_rand_below(&rng, 16) == 0) {
+            if (weft_self())
+                WT_CHECK_EQ(weft_sleep(1500 * WEFT_USEC), 0);
+            else
+                wt_thread_sleep_ns(1500 * WEFT_USEC);
+        }
+        s->counter = v + 1;
+        WT_CHECK_EQ(atomic_fetch_sub(&s->inside, 1), 1);
+        WT_CHECK_EQ(weft_mutex_unlock(&s->m), 0);
+        if (wt_rand_below(&rng, 4) == 0)
+            weft_yield();
+    }
+    return NULL;
+}
+
+static void test_mutex_starving_handoffs(void **state) {
+    (void)state;
+    wt_reset();
+    weft_runtime *rt = new_runtime();
+    struct mstress *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    assert_int_equal(weft_mutex_init(&s->m), 0);
+    struct crowd c;
+    crowd_start(&c, rt, mutex_long_hold_body, s);
+    crowd_join(&c);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    WT_ASSERT_NO_FAILURES();
+    assert_int_equal(s->counter, crowd_size() * LONG_HOLD_ROUNDS);
+    assert_int_equal(weft_mutex_destroy(&s->m), 0);
+    free(s);
+}
+
 /* ---- Condition --------------------------------------------------------- */
 
 /*
@@ -492,6 +539,7 @@ int main(int argc, char **argv) {
             P.workers, P.iterations, P.fibers);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mutex_counter_with_cancels),
+        cmocka_unit_test(test_mutex_starving_handoffs),
         cmocka_unit_test(test_cond_bounded_queue),
         cmocka_unit_test(test_sem_bounded_with_cancels),
         cmocka_unit_test(test_wg_rounds),

@@ -30,6 +30,30 @@ static void test_queue_fifo_and_remove(void **state) {
     assert_null(q.tail);
 }
 
+/* A node pushed at the front comes out first; the links stay whole for
+ * removal at either end (the mutex requeues a woken waiter that lost). */
+static void test_queue_push_front(void **state) {
+    (void)state;
+    struct weft_wait_queue q = {0};
+    struct weft_wait_node n[4];
+    memset(n, 0, sizeof n);
+    weft__queue_push_front(&q, &n[1]); /* into an empty queue */
+    weft__queue_push(&q, &n[2]);
+    weft__queue_push_front(&q, &n[0]);
+    weft__queue_push(&q, &n[3]);
+    assert_true(n[0].queued);
+    assert_ptr_equal(q.head, &n[0]);
+    assert_ptr_equal(q.tail, &n[3]);
+    weft__queue_remove(&q, &n[1]);
+    assert_ptr_equal(n[0].next, &n[2]);
+    assert_ptr_equal(n[2].prev, &n[0]);
+    assert_ptr_equal(weft__queue_pop(&q), &n[0]);
+    assert_ptr_equal(weft__queue_pop(&q), &n[2]);
+    assert_ptr_equal(weft__queue_pop(&q), &n[3]);
+    assert_true(weft__queue_empty(&q));
+    assert_null(q.tail);
+}
+
 static struct weft_spinlock lock;
 static long counter;
 
@@ -120,6 +144,7 @@ static void test_uninitialised_and_destroyed_refused(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue_fifo_and_remove),
+        cmocka_unit_test(test_queue_push_front),
         cmocka_unit_test(test_spinlock_excludes),
         cmocka_unit_test(test_spinlock_sleeper_is_let_in),
         cmocka_unit_test(test_uninitialised_and_destroyed_refused),
