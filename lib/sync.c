@@ -269,8 +269,9 @@ static_assert(alignof(struct mutex_impl) <= alignof(weft_mutex),
  *       the lock or queues again.
  *   M3  STARVING implies LOCKED and a counted waiter: in starving mode
  *       the lock never comes free, each unlock passes it on to the
- *       oldest waiter. Unlock decides this by the same CAS that would
- *       release the lock, so it cannot act on a mode that has ended. */
+ *       oldest waiter. Only the waiter handed the lock clears STARVING,
+ *       so a holder that sees it set may rely on it; one that does not
+ *       releases by a CAS that fails if it was set meanwhile. */
 #define M_LOCKED 1u
 #define M_WOKEN 2u
 #define M_STARVING 4u
