@@ -148,8 +148,9 @@ static void *mutex_body(void *arg) {
     return NULL;
 }
 
-static void test_mutex_counter_with_cancels(void **state) {
-    (void)state;
+/* Runs the crowd on body over one fresh struct mstress, cancelling some
+ * of it if asked, and returns that struct once the runtime is gone. */
+static struct mstress *mutex_crowd_run(weft_fn body, bool cancel_some) {
     wt_reset();
     weft_runtime *rt = new_runtime();
     struct mstress *s = calloc(1, sizeof *s);
@@ -157,19 +158,30 @@ static void test_mutex_counter_with_cancels(void **state) {
     assert_int_equal(weft_mutex_init(&s->m), 0);
     uint64_t rng = wt_mix(P.seed, 1);
     struct crowd c;
-    crowd_start(&c, rt, mutex_body, s);
-    crowd_cancel_some(&c, &rng);
+    crowd_start(&c, rt, body, s);
+    if (cancel_some)
+        crowd_cancel_some(&c, &rng);
     crowd_join(&c);
     assert_int_equal(weft_runtime_destroy(rt), 0);
     WT_ASSERT_NO_FAILURES();
+    return s;
+}
+
+static void mstress_free(struct mstress *s) {
+    assert_int_equal(weft_mutex_destroy(&s->m), 0);
+    free(s);
+}
+
+static void test_mutex_counter_with_cancels(void **state) {
+    (void)state;
+    struct mstress *s = mutex_crowd_run(mutex_body, true);
     /* Fibers cancelled before they started ran no iteration. */
     long started = atomic_load(&s->next_id);
     assert_int_equal(s->counter, started * P.iterations);
     assert_true(started >= THREADS + (P.fibers + 1) / 2);
     fprintf(stderr, "mutex: %ld increments, %ld by cancelled fibers\n",
             s->counter, atomic_load(&s->cancelled_done));
-    assert_int_equal(weft_mutex_destroy(&s->m), 0);
-    free(s);
+    mstress_free(s);
 }
 
 /*
@@ -204,19 +216,9 @@ static void *mutex_long_hold_body(void *arg) {
 
 static void test_mutex_starving_handoffs(void **state) {
     (void)state;
-    wt_reset();
-    weft_runtime *rt = new_runtime();
-    struct mstress *s = calloc(1, sizeof *s);
-    assert_non_null(s);
-    assert_int_equal(weft_mutex_init(&s->m), 0);
-    struct crowd c;
-    crowd_start(&c, rt, mutex_long_hold_body, s);
-    crowd_join(&c);
-    assert_int_equal(weft_runtime_destroy(rt), 0);
-    WT_ASSERT_NO_FAILURES();
+    struct mstress *s = mutex_crowd_run(mutex_long_hold_body, false);
     assert_int_equal(s->counter, crowd_size() * LONG_HOLD_ROUNDS);
-    assert_int_equal(weft_mutex_destroy(&s->m), 0);
-    free(s);
+    mstress_free(s);
 }
 
 /* ---- Condition --------------------------------------------------------- */
