@@ -272,10 +272,10 @@ static_assert(alignof(struct mutex_impl) <= alignof(weft_mutex),
  *       oldest waiter. Only the waiter handed the lock clears STARVING,
  *       so a holder that sees it set may rely on it; one that does not
  *       releases by a CAS that fails if it was set meanwhile. */
-#define M_LOCKED 1u
-#define M_WOKEN 2u
-#define M_STARVING 4u
-#define M_WAITER 8u /* one queued waiter */
+#define M_LOCKED WEFT_MUTEX_LOCKED
+#define M_WOKEN WEFT_MUTEX_WOKEN
+#define M_STARVING WEFT_MUTEX_STARVING
+#define M_WAITER WEFT_MUTEX_WAITER
 
 enum { MUTEX_RETRY = 0, MUTEX_HANDED = 1 };
 
@@ -475,6 +475,11 @@ int weft_mutex_unlock(weft_mutex *m) {
     if (WEFT_UNLIKELY(wake))
         mutex_wake_oldest(mi, MUTEX_RETRY);
     return 0;
+}
+
+uint32_t weft__mutex_state(weft_mutex *m) {
+    struct mutex_impl *mi = mutex_of(m);
+    return mi ? atomic_load_explicit(&mi->state, memory_order_relaxed) : 0;
 }
 
 int weft_mutex_destroy(weft_mutex *m) {

@@ -62,6 +62,17 @@ static inline void weft__spin_unlock(struct weft_spinlock *l) {
         weft__spin_unlock_contended(l);
 }
 
+/* ---- The mutex's state word (sync.c, "Mutex") --------------------------- */
+
+#define WEFT_MUTEX_LOCKED 1u
+#define WEFT_MUTEX_WOKEN 2u    /* a waiter is awake: unlock wakes no other */
+#define WEFT_MUTEX_STARVING 4u /* hand-off mode */
+#define WEFT_MUTEX_WAITER 8u   /* one queued waiter; the count is above */
+
+/* The word's current value (relaxed), for white-box tests; 0 for a
+ * handle that is no initialised mutex. */
+uint32_t weft__mutex_state(weft_mutex *m);
+
 /* ---- Wait queue --------------------------------------------------------- */
 
 /* One blocked weft_chan_select (chan.c): the waiter its nodes share, and

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "sync.h"
+#include "test_util.h"
 
 /* FIFO order, removal from the middle, and the queued flag (Q1). */
 static void test_queue_fifo_and_remove(void **state) {
@@ -141,6 +142,96 @@ static void test_uninitialised_and_destroyed_refused(void **state) {
     assert_int_equal(weft_wg_destroy(&wg), 0);
 }
 
+/* ---- Mutex hand-off (sync.c, "Mutex") ------------------------------------ */
+
+struct handoff {
+    weft_mutex m;
+    atomic_int got;
+};
+
+static void *handoff_waiter(void *arg) {
+    struct handoff *h = arg;
+    WT_CHECK_EQ(weft_mutex_lock(&h->m), 0);
+    atomic_store(&h->got, 1);
+    WT_CHECK_EQ(weft_mutex_unlock(&h->m), 0);
+    return NULL;
+}
+
+/* Poll the state word until pred holds, for at most 10 s. */
+static bool state_reaches(weft_mutex *m, bool (*pred)(uint32_t)) {
+    for (int i = 0; i < 100000; i++) {
+        if (pred(weft__mutex_state(m)))
+            return true;
+        wt_thread_sleep_ns(100 * WEFT_USEC);
+    }
+    return false;
+}
+
+static bool one_queued(uint32_t s) { return s / WEFT_MUTEX_WAITER == 1; }
+
+static bool starving_one_queued(uint32_t s) {
+    return (s & WEFT_MUTEX_STARVING) && s / WEFT_MUTEX_WAITER == 1;
+}
+
+/* One try of the scene below. False if the waiter took the lock in the
+ * moment between our unlock and our trylock, or took and released it
+ * (a scheduling accident, not an error): the caller tries again. */
+static bool handoff_scene(weft_runtime *rt) {
+    struct handoff h = {.got = 0};
+    assert_int_equal(weft_mutex_init(&h.m), 0);
+    assert_int_equal(weft_mutex_lock(&h.m), 0);
+    weft_task *t;
+    assert_int_equal(weft_spawn(rt, handoff_waiter, &h, &t), 0);
+    /* The fiber spins, then queues: counted, not starving yet. */
+    assert_true(state_reaches(&h.m, one_queued));
+    assert_false(weft__mutex_state(&h.m) & WEFT_MUTEX_STARVING);
+    wt_thread_sleep_ns(5 * WEFT_MSEC); /* past the 1 ms bound */
+    /* Wake it (normal mode: the lock comes free) and barge back in. */
+    assert_int_equal(weft_mutex_unlock(&h.m), 0);
+    int rc = weft_mutex_trylock(&h.m);
+    if (rc != 0 || atomic_load(&h.got)) {
+        /* It was quicker (and may even be done): the scene is spoilt. */
+        if (rc == 0)
+            assert_int_equal(weft_mutex_unlock(&h.m), 0);
+        assert_int_equal(weft_join(t, NULL), 0);
+        assert_int_equal(weft_mutex_destroy(&h.m), 0);
+        return false;
+    }
+    /* It loses, and having waited over 1 ms it queues again as starving. */
+    assert_true(state_reaches(&h.m, starving_one_queued));
+    assert_int_equal(atomic_load(&h.got), 0);
+    /* Now an unlock hands the lock over without letting it go: a barger
+     * finds it taken, unless the waiter has had it and is done already
+     * (it sets got while it holds the lock). */
+    assert_int_equal(weft_mutex_unlock(&h.m), 0);
+    if (weft_mutex_trylock(&h.m) == 0) {
+        assert_int_equal(atomic_load(&h.got), 1);
+        assert_int_equal(weft_mutex_unlock(&h.m), 0);
+    }
+    assert_int_equal(weft_join(t, NULL), 0);
+    assert_int_equal(atomic_load(&h.got), 1);
+    /* The last waiter ended starving mode; nothing is left set. */
+    assert_int_equal(weft__mutex_state(&h.m), 0);
+    assert_int_equal(weft_mutex_destroy(&h.m), 0);
+    return true;
+}
+
+/* A waiter woken after more than 1 ms of waiting that loses to a barger
+ * turns the mutex to hand-off mode, where unlock passes the lock to it
+ * directly (bounded unfairness). */
+static void test_mutex_hands_off_to_a_starving_waiter(void **state) {
+    (void)state;
+    wt_reset();
+    weft_runtime *rt = wt_runtime_new(2);
+    assert_non_null(rt);
+    bool seen = false;
+    for (int i = 0; i < 10 && !seen; i++)
+        seen = handoff_scene(rt);
+    assert_true(seen);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    WT_ASSERT_NO_FAILURES();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue_fifo_and_remove),
@@ -148,6 +239,7 @@ int main(void) {
         cmocka_unit_test(test_spinlock_excludes),
         cmocka_unit_test(test_spinlock_sleeper_is_let_in),
         cmocka_unit_test(test_uninitialised_and_destroyed_refused),
+        cmocka_unit_test(test_mutex_hands_off_to_a_starving_waiter),
     };
     return cmocka_run_group_tests_name("sync", tests, NULL, NULL);
 }
