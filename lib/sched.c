@@ -5,8 +5,8 @@
  *   F  fiber: the execution of a weft_task (fiber.h). Its status says
  *      whether its body may run; its wait word (wait.c) who may resume it.
  *   W  worker: one OS thread with one deque, one `next` slot, a yield
- *      list, a woken list and stack/control-block caches. N workers per runtime, fixed
- *      at weft_runtime_create().
+ *      list, a woken list and stack/control-block caches. N workers per
+ *      runtime, fixed at weft_runtime_create().
  *   I  inject queue (inject.h): how non-workers (plain pthreads) submit
  *      new fibers, and where full deques spill.
  *   R  wake queue (an inject.h queue too): fibers woken off the workers
@@ -37,14 +37,14 @@
  *   2. its woken list, then the wake queue, a batch at a time, whenever
  *      it is not empty (one relaxed load per pick). A batch goes to the
  *      woken list, an owner-only FIFO (at most WEFT_WOKEN_LIST_MAX: it
- *      cannot be stolen from) run oldest first (on the LIFO
- *      deque, batch after batch ran newest first and the oldest starved
- *      at its bottom), or to the deque when workers are idle, for them
- *      to steal. A woken fiber has a stack and usually finishes or
- *      blocks soon, giving its stack back; a NEW fiber in front of it
- *      would take another one. A burst of a million spawns in the FIFO
- *      inject queue would otherwise delay every timer wake behind it by
- *      up to a second (and keep a million stacks in use);
+ *      cannot be stolen from) run oldest first (on the LIFO deque, batch
+ *      after batch ran newest first and the oldest starved at its
+ *      bottom), or to the deque when workers are idle, for them to
+ *      steal. A woken fiber has a stack and usually finishes or blocks
+ *      soon, giving its stack back; a NEW fiber in front of it would
+ *      take another one. A burst of a million spawns in the FIFO inject
+ *      queue would otherwise delay every timer wake behind it by up to a
+ *      second (and keep a million stacks in use);
  *   3. its `next` slot (the fiber just spawned or woken: cache-hot, a
  *      producer/consumer pair stays on one core, and a join finds its
  *      task there to run inline), then its own deque,

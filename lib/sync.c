@@ -299,9 +299,9 @@ static void take(struct mutex_impl *mi, uintptr_t id) {
     atomic_store_explicit(&mi->owner, id, memory_order_relaxed);
 }
 
-/* One spinning step of a locker that found the lock held:
- * claim WOKEN if waiters are queued and nobody is awake (M2), then
- * pause. Returns the state seen afterwards. */
+/* One spinning step of a locker that found the lock held: claim WOKEN
+ * if waiters are queued and nobody is awake (M2), then pause. Returns
+ * the state seen afterwards. */
 static uint32_t mutex_spin(struct mutex_impl *mi, uint32_t old, bool *awoke, unsigned pause) {
     if (!*awoke && !(old & M_WOKEN) && old >= M_WAITER &&
         /* relaxed: a hint to unlock, which orders nothing by it. */

@@ -31,10 +31,10 @@
  *   written. Cancelled entries stay in the heap or their run until their
  *   deadline (lazy invalidation); each time the pending entries double
  *   past their number after the last compaction, heap and runs are
- *   rebuilt without them, so they stay within twice the live entries. Every WEFT_TIMER_DRAIN_EVERY of
- *   its own submissions, a worker sweeps the cancelled entries out of the
- *   submission stack itself: abandoned timeouts cannot pile up while the
- *   timer thread waits for a CPU.
+ *   rebuilt without them, so they stay within twice the live entries.
+ *   Every WEFT_TIMER_DRAIN_EVERY of its own submissions, a worker sweeps
+ *   the cancelled entries out of the submission stack itself: abandoned
+ *   timeouts cannot pile up while the timer thread waits for a CPU.
  *
  *   Entries come from a per-runtime pool of chunks (never freed before
  *   destroy): a worker keeps a cache, the timer thread returns what it
@@ -60,8 +60,8 @@
  *   pointers (a million pending entries are a cache miss each). The array
  *   is offset so that each node's four children share one cache line.
  *   The drained submission stack is reversed first: it comes newest
- *   first. Expired fibers are queued every WEFT_TIMER_WAKE_CHUNK, so workers
- *   start on the first ones while the thread pops the rest.
+ *   first. Expired fibers are queued every WEFT_TIMER_WAKE_CHUNK, so
+ *   workers start on the first ones while the thread pops the rest.
  *
  * Rejected designs
  *   - A mutex-protected heap shared with the fibers: every sleep and
@@ -170,11 +170,7 @@ struct weft_timer {
 static WEFT_TLS uint32_t submissions;
 static WEFT_TLS uint32_t cancels;
 
-uint64_t weft_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * WEFT_SEC + (uint64_t)ts.tv_nsec;
-}
+uint64_t weft_now(void) { return weft__clock_ns(CLOCK_MONOTONIC); }
 
 /* ---- The entry pool ----------------------------------------------------- */
 
@@ -563,17 +559,19 @@ static void drain(struct weft_timer *t) {
     }
 }
 
-/* The earliest pending deadline (WEFT_FOREVER if none), and where its
- * entry is: run *src, or the heap (*src < 0). */
+/* The earliest pending deadline (WEFT_FOREVER if none), and, if src is
+ * not NULL, where its entry is: run *src, or the heap (*src < 0). */
 static uint64_t earliest(const struct weft_timer *t, int *src) {
     uint64_t d = t->heap_len ? t->heap[0].deadline : WEFT_FOREVER;
-    *src = -1;
+    int from = -1;
     for (unsigned i = 0; i < t->nsubmitted; i++) {
         if (t->runs[i].head && t->runs[i].head_deadline < d) {
             d = t->runs[i].head_deadline;
-            *src = (int)i;
+            from = (int)i;
         }
     }
+    if (src)
+        *src = from;
     return d;
 }
 
@@ -668,8 +666,7 @@ static void *timer_main(void *arg) {
         return_freed(t);
         if (atomic_load_explicit(&t->stop, memory_order_acquire))
             break;
-        int src;
-        uint64_t until = earliest(t, &src);
+        uint64_t until = earliest(t, NULL);
         /* seq_cst: see weft__timer_arm. */
         atomic_store_explicit(&t->sleeping_until, until, memory_order_seq_cst);
         if (any_submitted(t))

@@ -7,11 +7,21 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
+
+#include "common.h"
 
 struct weft_sched;
 struct weft_fiber;
 struct weft_timer;
 struct weft_timer_entry;
+
+/* Clock id's time in nanoseconds (weft_now() reads CLOCK_MONOTONIC). */
+static inline uint64_t weft__clock_ns(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * WEFT_SEC + (uint64_t)ts.tv_nsec;
+}
 
 int weft__timer_create(struct weft_timer **out, struct weft_sched *s);
 /* Stop the thread and free every entry. Only once no fiber waits. */

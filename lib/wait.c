@@ -25,7 +25,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "park.h"
 #include "sched.h"
@@ -240,10 +239,7 @@ static int thread_block(struct weft_waiter *wt, uint64_t deadline) {
 static bool deadline_passed(uint64_t deadline) {
     if (deadline == WEFT_FOREVER)
         return false;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    uint64_t coarse = (uint64_t)ts.tv_sec * WEFT_SEC + (uint64_t)ts.tv_nsec;
-    if (deadline > coarse + COARSE_MARGIN_NS)
+    if (deadline > weft__clock_ns(CLOCK_MONOTONIC_COARSE) + COARSE_MARGIN_NS)
         return false;
     return weft_now() >= deadline;
 }
