@@ -59,6 +59,47 @@ struct weft_fiber *weft__deque_pop(struct weft_deque *dq) {
     return f;
 }
 
+bool weft__deque_take(struct weft_deque *dq, struct weft_fiber *f, int max_depth) {
+    /* relaxed: bottom is ours (I4); top is a stale lower bound (I3), used
+     * only to bound the search; the fence below decides. */
+    int64_t b = atomic_load_explicit(&dq->bottom, memory_order_relaxed);
+    int64_t t = atomic_load_explicit(&dq->top, memory_order_relaxed);
+    int64_t i = -1;
+    for (int d = 0; d < max_depth && b - 1 - d >= t; d++) {
+        if (atomic_load_explicit(&dq->slots[(b - 1 - d) & WEFT_DEQUE_MASK],
+                                 memory_order_relaxed) == f) {
+            i = b - 1 - d;
+            break;
+        }
+    }
+    if (i < 0)
+        return false;
+    /* Hide [i, b) from the thieves, as pop() hides its one slot: after
+     * the fence, a thief that reaches index i sees bottom == i (T3). */
+    atomic_store_explicit(&dq->bottom, i, memory_order_relaxed);
+    weft__fence_seq_cst();
+    t = atomic_load_explicit(&dq->top, memory_order_relaxed);
+    if (t >= i) {
+        /* t > i: f was stolen. t == i: f is the oldest, and the thieves
+         * may still take it: race them with a CAS on top. Either way the
+         * slots above it are untouched: restore bottom (I1). */
+        bool won = t == i && atomic_compare_exchange_strong_explicit(
+                                 &dq->top, &t, t + 1, memory_order_seq_cst,
+                                 memory_order_relaxed);
+        atomic_store_explicit(&dq->bottom, b, memory_order_relaxed);
+        return won;
+    }
+    /* [i, b) is ours alone: close the gap, newer slots one down. */
+    for (int64_t j = i; j < b - 1; j++)
+        atomic_store_explicit(&dq->slots[j & WEFT_DEQUE_MASK],
+                              atomic_load_explicit(&dq->slots[(j + 1) & WEFT_DEQUE_MASK],
+                                                   memory_order_relaxed),
+                              memory_order_relaxed);
+    /* release: the moved slots, to thieves that acquire bottom (I2). */
+    atomic_store_explicit(&dq->bottom, b - 1, memory_order_release);
+    return true;
+}
+
 struct weft_fiber *weft__deque_steal(struct weft_deque *dq) {
     /* acquire: pairs with the CAS of other thieves, so the slots they
      * vacated are not read as ours. */

@@ -6,15 +6,17 @@
  *
  * Who may run concurrently with whom (X: never, -: safe):
  *
- *            push  pop   steal
- *   push      X     X     -
- *   pop       X     X     -
- *   steal     -     -     -
+ *            push  pop   take  steal
+ *   push      X     X     X     -
+ *   pop       X     X     X     -
+ *   take      X     X     X     -
+ *   steal     -     -     -     -
  *
- * push/pop: owner worker only. steal: any thread.
+ * push/pop/take: owner worker only. steal: any thread.
  *
  * Invariants:
- *   I1  top <= bottom + 1; top == bottom + 1 only transiently inside pop().
+ *   I1  top <= bottom, except transiently inside pop() and take(), while
+ *       the owner hides slots (T3) and thieves may be ahead of it.
  *   I2  bottom - top <= WEFT_DEQUE_CAP; slots[i & MASK] for i in [top,
  *       bottom) hold valid fibers. Indices are int64_t: they never wrap.
  *   I3  top only increases, and only by CAS (a steal, or the owner's pop
@@ -22,12 +24,23 @@
  *   I4  bottom is written only by the owner.
  *   I5  a fiber is in at most one run queue (deque, next slot, inject
  *       queue, yield list).
+ *
+ * Thieves and the owner's hiding stores (pop, take):
+ *   T3  the owner hides the slots at and above index i by storing bottom
+ *       = i, then a seq_cst fence, then loading top. A thief loads top,
+ *       fences, loads bottom, and reads a slot only below the bottom it
+ *       saw. If the owner's top load saw t < i, a thief that later finds
+ *       top == i saw the owner's bottom store (the two fences order the
+ *       loads): such a thief finds the deque empty, so [i, old bottom)
+ *       is the owner's alone until it stores bottom again. If it saw t ==
+ *       i, the slot at i is raced for by CAS on top.
  */
 #ifndef WEFT_DEQUE_H
 #define WEFT_DEQUE_H
 
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common.h"
@@ -63,6 +76,12 @@ int weft__deque_push(struct weft_deque *dq, struct weft_fiber *f);
 
 /* Owner only. Newest first; NULL when empty. */
 struct weft_fiber *weft__deque_pop(struct weft_deque *dq);
+
+/* Owner only. Take f out if it is among the max_depth newest fibers,
+ * keeping the others in their order; true if we took it, false if it is
+ * not there (never was, or a thief has it). One fence, however deep f
+ * lies (a join of the first of ten spawned tasks finds it ninth). */
+bool weft__deque_take(struct weft_deque *dq, struct weft_fiber *f, int max_depth);
 
 /* Any thread (the owner too, for a FIFO pick). Oldest first; NULL when
  * empty, WEFT_DEQUE_ABORT on a lost race. */

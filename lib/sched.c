@@ -669,39 +669,7 @@ bool weft__sched_take_back(struct weft_worker *w, struct weft_fiber *f) {
                                                        memory_order_acquire,
                                                        memory_order_relaxed);
     }
-    /* Look before popping: a miss costs no fence. relaxed: slots in
-     * [top, bottom) are ours to read (I2); we use what we read only to
-     * decide how many to pop, and pop() arbitrates with the thieves. */
-    int64_t b = atomic_load_explicit(&w->deque.bottom, memory_order_relaxed);
-    int64_t t = atomic_load_explicit(&w->deque.top, memory_order_relaxed);
-    int depth = -1;
-    for (int i = 0; i < WEFT_TAKE_BACK_DEPTH && b - 1 - i >= t; i++) {
-        if (atomic_load_explicit(&w->deque.slots[(b - 1 - i) & WEFT_DEQUE_MASK],
-                                 memory_order_relaxed) == f) {
-            depth = i;
-            break;
-        }
-    }
-    if (depth < 0)
-        return false;
-    struct weft_fiber *above[WEFT_TAKE_BACK_DEPTH];
-    int n = 0;
-    bool found = false;
-    while (n <= depth) {
-        struct weft_fiber *g = weft__deque_pop(&w->deque);
-        if (!g || g == f) {
-            found = g == f;
-            break;
-        }
-        above[n++] = g;
-    }
-    /* Put back what was above f, in its order: nothing is lost, and only
-     * f (which thieves could have taken, not we) changed hands. */
-    while (n > 0) {
-        int rc = weft__deque_push(&w->deque, above[--n]);
-        WEFT_ASSERT(rc == 0);
-    }
-    return found;
+    return weft__deque_take(&w->deque, f, WEFT_TAKE_BACK_DEPTH);
 }
 
 void weft__sched_count_finished(struct weft_worker *w) { count_finished(w); }

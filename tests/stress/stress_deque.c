@@ -1,6 +1,8 @@
-/* tests/stress/stress_deque.c - one owner pushing and popping, several
- * thieves stealing (and stealing in bursts, as steal-half does); every
- * item must be taken exactly once. Usage: stress_deque THIEVES [ITEMS]. */
+/* tests/stress/stress_deque.c - one owner pushing, popping and taking
+ * back recent items from the middle (take, as an inline join does),
+ * several thieves stealing (and stealing in bursts, as steal-half does);
+ * every item must be taken exactly once. Usage: stress_deque THIEVES
+ * [ITEMS]. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,8 @@
 
 #include "deque.h"
 #include "fiber.h"
+
+#define TAKE_WINDOW 16
 
 static int nthieves = 3;
 static long nitems = 10 * 1000 * 1000;
@@ -67,6 +71,7 @@ static void test_every_item_taken_exactly_once(void **state) {
         assert_int_equal(pthread_create(&t[i], NULL, thief, (void *)(uintptr_t)(i + 1)), 0);
 
     uint64_t rng = 42;
+    long takes = 0;
     for (long i = 0; i < nitems; i++) {
         while (weft__deque_push(dq, item(i)) != 0) {
             struct weft_fiber *f = weft__deque_pop(dq); /* full: make room */
@@ -78,8 +83,17 @@ static void test_every_item_taken_exactly_once(void **state) {
             struct weft_fiber *f = weft__deque_pop(dq);
             if (f)
                 take(f);
+        } else if (rng % 3 == 1) {
+            /* One of the last TAKE_WINDOW items pushed, wherever it is
+             * now: still there, popped, or stolen. */
+            long j = i - (long)((rng >> 8) % TAKE_WINDOW);
+            if (j >= 0 && weft__deque_take(dq, item(j), TAKE_WINDOW)) {
+                take(item(j));
+                takes++;
+            }
         }
     }
+    assert_true(takes > 0);
     struct weft_fiber *f;
     while ((f = weft__deque_pop(dq)))
         take(f);
