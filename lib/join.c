@@ -17,16 +17,18 @@
  *
  * Inline join
  *   A fiber that joins a task which no worker has taken yet (it is still
- *   among the last few fibers of this worker's deque) runs its body right
- *   there, on its own stack, as a plain call: no stack to find, no
- *   switch, no wake-up; and the awaited task starts first, as in asyncio,
- *   whatever the LIFO order would have picked. While it runs,
- *   the task is the current fiber (weft_self, cancellation and waits are
- *   the task's), and it may block and migrate like any fiber, its context
- *   borrowing the joiner's stack (fiber.h F3). Only done when the joiner
- *   has used at most an eighth of the stack the task would have had, so
- *   the task keeps at least 7/8 of its stack. This is the work-first
- *   order of Cilk and of oneTBB's task_group::wait.
+ *   in this worker's LIFO slot or among the newest 16 of its deque, from
+ *   where weft__deque_take lifts it with one fence however deep it lies)
+ *   runs its body right there, on its own stack, as a plain call: no
+ *   stack to find, no switch, no wake-up; and the awaited task starts
+ *   first, as in asyncio, whatever the LIFO order would have picked.
+ *   While it runs, the task is the current fiber (weft_self,
+ *   cancellation and waits are the task's), and it may block and migrate
+ *   like any fiber, its context borrowing the joiner's stack (fiber.h
+ *   F3). Only done when the joiner has used at most an eighth of the
+ *   stack the task would have had, so the task keeps at least 7/8 of its
+ *   stack. This is the work-first order of Cilk and of oneTBB's
+ *   task_group::wait.
  *
  * Cancellation (DESIGN 2.5)
  *   weft_cancel on a NEW task finishes it at once (status CAS NEW ->
