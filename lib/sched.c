@@ -388,12 +388,20 @@ void weft__sched_ready_chain(struct weft_sched *s, struct weft_fiber *first,
 
 static void fiber_entry(struct weft_transfer t);
 
+static bool claim_new(struct weft_worker *w, struct weft_fiber *f);
+
 /* A fiber just taken from a run queue: may it run? NEW fibers are claimed
  * against weft_cancel and given a stack; a cancelled one, or one no stack
- * could be found for, is finished and dropped here. */
-static bool claim(struct weft_worker *w, struct weft_fiber *f) {
+ * could be found for, is finished and dropped here. A started fiber (a
+ * woken or yielding one) is the common case, tested inline. */
+static inline bool claim(struct weft_worker *w, struct weft_fiber *f) {
     if (atomic_load_explicit(&f->status, memory_order_relaxed) == WEFT_FIBER_STARTED)
         return true;
+    return claim_new(w, f);
+}
+
+/* claim() of a fiber that has not started: NEW, or finished by a cancel. */
+static WEFT_NOINLINE bool claim_new(struct weft_worker *w, struct weft_fiber *f) {
     uint32_t expect = WEFT_FIBER_NEW;
     /* acquire: pairs with the release of the spawner's push, for fn/arg
      * (already ordered by the queue) and with weft_cancel's CAS. */
@@ -490,7 +498,8 @@ static struct weft_fiber *pop_woken(struct weft_worker *w) {
 }
 
 /* Steps 1-3: the next fiber that may run, claimed; NULL if none. */
-static struct weft_fiber *pick_local(struct weft_worker *w) {
+static inline __attribute__((always_inline)) struct weft_fiber *
+pick_local(struct weft_worker *w) {
     for (;;) {
         struct weft_fiber *f = NULL;
         if (WEFT_UNLIKELY(--w->fair_countdown == 0)) {
@@ -503,7 +512,7 @@ static struct weft_fiber *pick_local(struct weft_worker *w) {
             f = take_woken(w);
         if (!f)
             f = take_next(w);
-        if (!f)
+        if (!f && weft__deque_size(&w->deque))
             f = weft__deque_pop(&w->deque);
         if (!f)
             f = list_pop(&w->yielded);
