@@ -75,7 +75,7 @@ bool weft__deque_take(struct weft_deque *dq, struct weft_fiber *f, int max_depth
     if (i < 0)
         return false;
     /* Hide [i, b) from the thieves, as pop() hides its one slot: after
-     * the fence, a thief that reaches index i sees bottom == i (T3). */
+     * the fence, a thief that reaches index i sees bottom == i (H1). */
     atomic_store_explicit(&dq->bottom, i, memory_order_relaxed);
     weft__fence_seq_cst();
     t = atomic_load_explicit(&dq->top, memory_order_relaxed);

@@ -16,7 +16,7 @@
  *
  * Invariants:
  *   I1  top <= bottom, except transiently inside pop() and take(), while
- *       the owner hides slots (T3) and thieves may be ahead of it.
+ *       the owner hides slots (H1) and thieves may be ahead of it.
  *   I2  bottom - top <= WEFT_DEQUE_CAP; slots[i & MASK] for i in [top,
  *       bottom) hold valid fibers. Indices are int64_t: they never wrap.
  *   I3  top only increases, and only by CAS (a steal, or the owner's pop
@@ -26,7 +26,7 @@
  *       queue, yield list).
  *
  * Thieves and the owner's hiding stores (pop, take):
- *   T3  the owner hides the slots at and above index i by storing bottom
+ *   H1  the owner hides the slots at and above index i by storing bottom
  *       = i, then a seq_cst fence, then loading top. A thief loads top,
  *       fences, loads bottom, and reads a slot only below the bottom it
  *       saw. If the owner's top load saw t < i, a thief that later finds
