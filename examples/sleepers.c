@@ -3,13 +3,19 @@
  * woke and what it cost in memory.
  *
  *   sleepers [N] [--ms MILLISECONDS] [--stack BYTES] [--workers W]
+ *            [--rounds R]
  *
  * Defaults: 10,000 fibers sleeping 1000 ms, 16 KiB stacks (a sleeper
- * needs little). N may go to 1,000,000. While it waits, a progress line
- * (woken/total) is redrawn about ten times a second when stdout is a
- * terminal. The summary gives the wall time, the wake lateness (p50, p99,
- * max: how long after its deadline each fiber ran again), peak RSS and
- * RSS per fiber.
+ * needs little), one round. N may go to 1,000,000. While it waits, a
+ * progress line (woken/total) is redrawn about ten times a second when
+ * stdout is a terminal. The summary gives the wall time, the wake
+ * lateness (p50, p99, max: how long after its deadline each fiber ran
+ * again), peak RSS and RSS per fiber.
+ *
+ * With --rounds R, the same runtime runs the whole thing R times, one
+ * summary each: the first round faults its stacks in fresh, the later
+ * ones start on the stacks and pages the earlier ones left (as a server
+ * does, past its first burst).
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,6 +34,7 @@ struct sleeper {
 static atomic_long woken;
 static atomic_int failures;
 static uint64_t sleep_ns;
+static weft_wg all_done; /* one count per sleeper of the round */
 
 /* Each fiber sleeps sleep_ns from when it starts, as `go func() {
  * time.Sleep(d) }()` does. */
@@ -42,6 +49,8 @@ static void *sleep_once(void *arg) {
         atomic_fetch_add(&failures, 1); /* early: never allowed */
     s->lateness = now - deadline;
     atomic_fetch_add_explicit(&woken, 1, memory_order_relaxed);
+    if (weft_wg_done(&all_done) != 0)
+        atomic_fetch_add(&failures, 1);
     return NULL;
 }
 
@@ -78,13 +87,64 @@ static long peak_rss_kib(void) {
 }
 
 static int usage(const char *argv0) {
-    fprintf(stderr, "usage: %s [N] [--ms MILLISECONDS] [--stack BYTES] [--workers W]\n",
+    fprintf(stderr,
+            "usage: %s [N] [--ms MILLISECONDS] [--stack BYTES] [--workers W] [--rounds R]\n",
             argv0);
     return 2;
 }
 
+/* One round: n sleepers spawned from a fiber, waited for (progress line
+ * on a terminal), then the summary. Returns 0, or 1 on a failure. */
+static int run_round(weft_runtime *rt, struct sleeper *s, long n, long rss_before) {
+    memset(s, 0, (size_t)n * sizeof *s);
+    atomic_store(&woken, 0);
+    if (weft_wg_add(&all_done, (int)n) != 0)
+        return 1;
+    bool tty = isatty(STDOUT_FILENO);
+    uint64_t start = weft_now();
+    struct spawner sp = {.s = s, .n = n};
+    void *spawn_failed;
+    int rc = weft_run(rt, spawn_all, &sp, &spawn_failed);
+    if (rc != 0 || spawn_failed)
+        return 1;
+    uint64_t spawned = sp.done_at;
+    while (tty && atomic_load(&woken) < n) {
+        printf("\r%ld/%ld woken", atomic_load(&woken), n);
+        fflush(stdout);
+        weft_sleep(100 * WEFT_MSEC);
+    }
+    rc = weft_wg_wait(&all_done); /* every sleeper of the round is done */
+    uint64_t end = weft_now();
+    if (tty)
+        printf("\r%ld/%ld woken\n", atomic_load(&woken), n);
+    if (rc != 0)
+        return 1;
+
+    uint64_t *late = malloc((size_t)n * sizeof *late);
+    if (!late)
+        return 1;
+    uint64_t last_start = start;
+    for (long i = 0; i < n; i++) {
+        late[i] = s[i].lateness;
+        last_start = s[i].started > last_start ? s[i].started : last_start;
+    }
+    qsort(late, (size_t)n, sizeof *late, cmp_u64);
+    long rss = peak_rss_kib();
+    double per_fiber = (double)(rss - rss_before) * 1024.0 / (double)n;
+    printf("spawned in     %.3f s (all running by %.3f s)\n", (double)(spawned - start) / 1e9,
+           (double)(last_start - start) / 1e9);
+    printf("wall time      %.3f s\n", (double)(end - start) / 1e9);
+    printf("lateness       p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+           (double)late[n / 2] / 1e6, (double)late[(n * 99) / 100] / 1e6,
+           (double)late[n - 1] / 1e6);
+    printf("peak RSS       %.1f MiB (%.2f KiB per fiber)\n", (double)rss / 1024.0,
+           per_fiber / 1024.0);
+    free(late);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    long n = 10000, ms = 1000;
+    long n = 10000, ms = 1000, rounds = 1;
     size_t stack = 16 * 1024;
     unsigned workers = 0;
     for (int i = 1; i < argc; i++) {
@@ -94,12 +154,14 @@ int main(int argc, char **argv) {
             stack = (size_t)atol(argv[++i]);
         else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc)
             workers = (unsigned)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
+            rounds = atol(argv[++i]);
         else if (argv[i][0] != '-')
             n = atol(argv[i]);
         else
             return usage(argv[0]);
     }
-    if (n < 1 || n > 10 * 1000 * 1000 || ms < 0)
+    if (n < 1 || n > 10 * 1000 * 1000 || ms < 0 || rounds < 1 || rounds > 1000)
         return usage(argv[0]);
 
     long rss_before = peak_rss_kib();
@@ -115,54 +177,24 @@ int main(int argc, char **argv) {
         fprintf(stderr, "weft_runtime_create: %s\n", weft_strerror(rc));
         return 1;
     }
-
-    bool tty = isatty(STDOUT_FILENO);
+    if (weft_wg_init(&all_done) != 0)
+        return 1;
     sleep_ns = (uint64_t)ms * WEFT_MSEC;
-    uint64_t start = weft_now();
-    struct spawner sp = {.s = s, .n = n};
-    void *spawn_failed;
-    rc = weft_run(rt, spawn_all, &sp, &spawn_failed);
-    if (rc != 0 || spawn_failed)
-        return 1;
-    uint64_t spawned = sp.done_at;
-    while (tty && atomic_load(&woken) < n) {
-        printf("\r%ld/%ld woken", atomic_load(&woken), n);
-        fflush(stdout);
-        weft_sleep(100 * WEFT_MSEC);
-    }
-    rc = weft_runtime_destroy(rt); /* waits for every sleeper */
-    uint64_t end = weft_now();
-    if (tty)
-        printf("\r%ld/%ld woken\n", atomic_load(&woken), n);
-
-    uint64_t *late = malloc((size_t)n * sizeof *late);
-    if (!late)
-        return 1;
-    uint64_t last_start = start;
-    for (long i = 0; i < n; i++) {
-        late[i] = s[i].lateness;
-        last_start = s[i].started > last_start ? s[i].started : last_start;
-    }
-    qsort(late, (size_t)n, sizeof *late, cmp_u64);
-    long rss = peak_rss_kib();
-    double per_fiber = (double)(rss - rss_before) * 1024.0 / (double)n;
     printf("%ld sleepers x %ld ms on %d workers, %zu KiB stacks\n", n, ms,
            workers ? (int)workers : (int)sysconf(_SC_NPROCESSORS_ONLN), stack / 1024);
-    printf("spawned in     %.3f s (all running by %.3f s)\n", (double)(spawned - start) / 1e9,
-           (double)(last_start - start) / 1e9);
-    printf("wall time      %.3f s\n", (double)(end - start) / 1e9);
-    printf("lateness       p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
-           (double)late[n / 2] / 1e6, (double)late[(n * 99) / 100] / 1e6,
-           (double)late[n - 1] / 1e6);
-    printf("peak RSS       %.1f MiB (%.2f KiB per fiber)\n", (double)rss / 1024.0,
-           per_fiber / 1024.0);
+    int failed = 0;
+    for (long r = 1; r <= rounds && !failed; r++) {
+        if (rounds > 1)
+            printf("round %ld of %ld\n", r, rounds);
+        failed = run_round(rt, s, n, rss_before);
+    }
+    rc = weft_runtime_destroy(rt);
     int bad = atomic_load(&failures);
-    if (bad || rc != 0 || atomic_load(&woken) != n) {
-        printf("FAILED: %d early or failed sleeps, %ld/%ld woken\n", bad,
+    if (failed || bad || rc != 0 || weft_wg_destroy(&all_done) != 0) {
+        printf("FAILED: %d early or failed sleeps, %ld/%ld woken in the last round\n", bad,
                atomic_load(&woken), n);
         return 1;
     }
-    free(late);
     free(s);
     return 0;
 }
