@@ -215,6 +215,15 @@ static void recycle(struct weft_fiber *f, struct weft_fiber_cache *cache) {
 }
 
 void weft__fiber_unref_n(struct weft_fiber *f, uint32_t n, struct weft_fiber_cache *cache) {
+    /* Holding every reference left, we are the last owner: the count
+     * only ever falls, so nobody can take one meanwhile, and no locked
+     * operation is needed (a detached task's end, a joiner's consume
+     * after the task's own unref). acquire: pairs with the other owner's
+     * release in its fetch_sub below. */
+    if (atomic_load_explicit(&f->refs, memory_order_acquire) == n) {
+        recycle(f, cache);
+        return;
+    }
     /* acq_rel: the last owner must see every write the other made before
      * its own unref (release), before it recycles the block (acquire). */
     if (atomic_fetch_sub_explicit(&f->refs, n, memory_order_acq_rel) == n)
