@@ -190,7 +190,8 @@ int main(int argc, char **argv) {
     }
     rc = weft_runtime_destroy(rt);
     int bad = atomic_load(&failures);
-    if (failed || bad || rc != 0 || weft_wg_destroy(&all_done) != 0) {
+    if (failed || bad || rc != 0 || atomic_load(&woken) != n ||
+        weft_wg_destroy(&all_done) != 0) {
         printf("FAILED: %d early or failed sleeps, %ld/%ld woken in the last round\n", bad,
                atomic_load(&woken), n);
         return 1;

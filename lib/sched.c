@@ -473,7 +473,12 @@ static struct weft_fiber *fair_pick(struct weft_worker *w) {
  * each return waiting for the load of its address. */
 #define WEFT_RESUME_PREFETCH_LINES 10
 
+/* Load a woken fiber that runs next but one: its stack and its control
+ * block (for writing: its wait word, status and result are written on
+ * its way out), while the fiber before it runs. */
 static void prefetch_resume(struct weft_fiber *f) {
+    for (size_t off = 0; off < sizeof *f; off += WEFT_CACHELINE)
+        __builtin_prefetch((const char *)f + off, 1);
     const char *sp = f->ctx.fctx;
     if (!sp)
         return; /* NEW: nothing saved yet */
@@ -482,18 +487,12 @@ static void prefetch_resume(struct weft_fiber *f) {
         __builtin_prefetch(sp + i * WEFT_CACHELINE);
 }
 
-/* Step 2's local half: the woken list's oldest fiber. The one after it
- * runs next but one: its stack and control block are loaded now, while
- * this one runs (the block for writing: its wait word, status and result
- * are written on its way out). */
+/* Step 2's local half: the woken list's oldest fiber; the one after it
+ * is loaded meanwhile. */
 static struct weft_fiber *pop_woken(struct weft_worker *w) {
     struct weft_fiber *f = list_pop(&w->woken);
-    struct weft_fiber *next = w->woken.head;
-    if (f && next) {
-        prefetch_resume(next);
-        for (size_t off = 0; off < sizeof *next; off += WEFT_CACHELINE)
-            __builtin_prefetch((const char *)next + off, 1);
-    }
+    if (f && w->woken.head)
+        prefetch_resume(w->woken.head);
     return f;
 }
 

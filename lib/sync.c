@@ -318,6 +318,7 @@ static uint32_t mutex_spin(struct mutex_impl *mi, uint32_t old, bool *awoke, uns
  * before, and lost the lock after it was woken. */
 static bool mutex_enqueue(struct mutex_impl *mi, struct weft_wait_node *n, bool awoke,
                           bool again, uint32_t *old) {
+    bool starving = again && weft_now() - n->since > WEFT_MUTEX_STARVING_NS;
     *old = atomic_load_explicit(&mi->state, memory_order_relaxed);
     for (;;) {
         if (!(*old & M_LOCKED))
@@ -325,7 +326,7 @@ static bool mutex_enqueue(struct mutex_impl *mi, struct weft_wait_node *n, bool 
         uint32_t new = *old + M_WAITER;
         if (awoke)
             new &= ~M_WOKEN;
-        if (again && weft_now() - n->since > WEFT_MUTEX_STARVING_NS)
+        if (starving)
             new |= M_STARVING;
         /* relaxed: the object lock orders the count with the node (M1). */
         if (atomic_compare_exchange_weak_explicit(&mi->state, old, new, memory_order_relaxed,
