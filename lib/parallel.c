@@ -94,7 +94,7 @@ static bool thief_hungry(void) {
     /* relaxed, all: a heuristic. A stale answer costs one split too many
      * or a steal a grain late; the spawn and the steal synchronise. */
     if (s->nworkers < 2 || weft__deque_size(&w->deque) != 0 ||
-        atomic_load_explicit(&w->next, memory_order_relaxed) != NULL)
+        weft__slot_peek(&w->next) != NULL)
         return false;
     return atomic_load_explicit(&s->nspinning, memory_order_relaxed) != 0 ||
            atomic_load_explicit(&s->nidle, memory_order_relaxed) != 0;

@@ -97,7 +97,12 @@
  *     now take it too, but only when the same fiber has sat there for a
  *     whole round of their search (~2 us; Go's runqgrab waits ~3 us for
  *     runnext), so a task about to be joined inline stays with its
- *     parent.
+ *     parent. The owner fills and empties it without a locked
+ *     instruction; a thief asks the owner to acknowledge first, or
+ *     interrupts it with a membarrier (slot.h).
+ *   - The slot's owner racing thieves with exchange and CAS: a locked
+ *     instruction at each fill and take, two per hand-off of a channel
+ *     ping-pong (about 7 ns each here).
  *   - One global run queue: every spawn and wake contends on one line.
  *   - Always switching through the worker's own context: two jumps per
  *     switch instead of one.
@@ -175,7 +180,10 @@ WEFT_NOINLINE struct weft_worker *weft__sched_worker(void) {
     /* Keep the compiler from treating this as a pure function and
      * reusing one call's result after a switch to another thread. */
     __asm__ __volatile__("" ::: "memory");
-    return tls_worker;
+    struct weft_worker *w = tls_worker;
+    if (w)
+        weft__slot_poll(&w->next);
+    return w;
 }
 
 struct weft_fiber *weft__sched_current(void) {
@@ -296,31 +304,15 @@ static void notify_local(struct weft_sched *s) {
 /* Put f where this worker runs it next; what was there goes to the deque.
  * Either way the work can be stolen: notify. */
 static void push_next(struct weft_worker *w, struct weft_fiber *f) {
-    /* relaxed: a count only we write; thieves compare it with itself. */
-    uint64_t fills = atomic_load_explicit(&w->next_fills, memory_order_relaxed);
-    atomic_store_explicit(&w->next_fills, fills + 1, memory_order_relaxed);
-    /* relaxed: only thieves change it, and only from non-NULL to NULL, so
-     * an empty slot stays empty until we fill it. */
-    struct weft_fiber *old = atomic_load_explicit(&w->next, memory_order_relaxed);
-    if (!old) {
-        /* release: pairs with the thief's acquire CAS (f's fields). */
-        atomic_store_explicit(&w->next, f, memory_order_release);
-    } else {
-        /* acq_rel: may race a thief's CAS for old; whoever wins owns it. */
-        old = atomic_exchange_explicit(&w->next, f, memory_order_acq_rel);
-        if (old)
-            push_deque(w, old);
-    }
+    struct weft_fiber *old = weft__slot_put(&w->next, f);
+    if (old)
+        push_deque(w, old);
     notify_local(w->sched);
 }
 
 /* Owner. Take the LIFO slot's fiber, unless a thief took it first. */
-static struct weft_fiber *take_next(struct weft_worker *w) {
-    if (!atomic_load_explicit(&w->next, memory_order_relaxed))
-        return NULL;
-    /* acquire: pairs with the release in push_next (a fiber the owner put
-     * there itself, or an earlier wake's). */
-    return atomic_exchange_explicit(&w->next, NULL, memory_order_acquire);
+static inline struct weft_fiber *take_next(struct weft_worker *w) {
+    return weft__slot_take(&w->next);
 }
 
 int weft__sched_admit(struct weft_sched *s, struct weft_worker *w) {
@@ -670,13 +662,8 @@ static void fiber_entry(struct weft_transfer t) {
 #define WEFT_TAKE_BACK_DEPTH 16
 
 bool weft__sched_take_back(struct weft_worker *w, struct weft_fiber *f) {
-    if (atomic_load_explicit(&w->next, memory_order_relaxed) == f) {
-        struct weft_fiber *expect = f;
-        /* acquire: as take_next; fails only if a thief took f. */
-        return atomic_compare_exchange_strong_explicit(&w->next, &expect, NULL,
-                                                       memory_order_acquire,
-                                                       memory_order_relaxed);
-    }
+    if (weft__slot_peek(&w->next) == f)
+        return weft__slot_take_if(&w->next, f);
     return weft__deque_take(&w->deque, f, WEFT_TAKE_BACK_DEPTH);
 }
 
@@ -787,11 +774,10 @@ static void stop_spinning(struct weft_worker *w) {
  * round (Go's runqgrab takes runnext after a pause too): a spawned task
  * its owner is about to join is left to it. */
 static struct weft_fiber *steal_next(struct weft_worker *w, struct weft_worker *v) {
-    /* relaxed: compared with last round's look; the CAS decides. */
     /* relaxed: the count before the slot; a fill between two looks
-     * changes the count either way. */
-    uint64_t fills = atomic_load_explicit(&v->next_fills, memory_order_relaxed);
-    struct weft_fiber *f = atomic_load_explicit(&v->next, memory_order_relaxed);
+     * changes the count either way, and the steal itself decides. */
+    uint64_t fills = atomic_load_explicit(&v->next.fills, memory_order_relaxed);
+    struct weft_fiber *f = weft__slot_peek(&v->next);
     if (!f)
         return NULL;
     if (f != w->seen_next || fills != w->seen_next_fills) {
@@ -800,11 +786,7 @@ static struct weft_fiber *steal_next(struct weft_worker *w, struct weft_worker *
         return NULL;
     }
     w->seen_next = NULL;
-    /* acquire: pairs with the owner's release store of f. */
-    if (!atomic_compare_exchange_strong_explicit(&v->next, &f, NULL, memory_order_acquire,
-                                                 memory_order_relaxed))
-        return NULL;
-    return f;
+    return weft__slot_steal(&v->next, f) ? f : NULL;
 }
 
 static void start_spinning(struct weft_worker *w) {
@@ -874,7 +856,7 @@ static bool work_visible(struct weft_sched *s) {
         return true;
     for (unsigned i = 0; i < s->nworkers; i++)
         if (weft__deque_size(&s->workers[i].deque) ||
-            atomic_load_explicit(&s->workers[i].next, memory_order_relaxed))
+            weft__slot_peek(&s->workers[i].next))
             return true;
     return false;
 }
@@ -1108,8 +1090,7 @@ int weft__sched_init(struct weft_sched *s, unsigned nworkers, int default_class,
         struct weft_worker *w = &s->workers[i];
         weft__deque_init(&w->deque);
         atomic_init(&w->park_word, PARK_RUNNING);
-        atomic_init(&w->next, NULL);
-        atomic_init(&w->next_fills, 0);
+        weft__slot_init(&w->next, true);
         atomic_init(&w->spawned, 0);
         atomic_init(&w->finished, 0);
         w->fair_countdown = WEFT_FAIR_EVERY;

@@ -16,6 +16,7 @@
 #include "deque.h"
 #include "fiber.h"
 #include "inject.h"
+#include "slot.h"
 #include "stack.h"
 
 /* What the context that switched away asks the resumed side to finish for
@@ -42,15 +43,10 @@ struct weft_fiber_list {
 struct weft_worker {
     /* -- Shared, lock-free: each field says who writes it. -- */
     struct weft_deque deque;       /* owner push/pop; any thread steals */
-    /* LIFO slot: the fiber just spawned or woken. The owner stores into
-     * it when empty (release) and takes from it by exchange; a thief may
-     * CAS it away only after seeing the same fiber there a pause apart
+    /* LIFO slot: the fiber just spawned or woken (slot.h). A thief may
+     * take it only after seeing the same fiber there a pause apart
      * ("Spinning" in sched.c). */
-    alignas(WEFT_CACHELINE) _Atomic(struct weft_fiber *) next;
-    /* Fills of `next` so far: owner writes (relaxed), thieves compare it
-     * a round apart, so a fiber that left the slot and came back (a
-     * ping-pong pair takes turns in it) does not count as waiting. */
-    _Atomic uint64_t next_fills;
+    alignas(WEFT_CACHELINE) struct weft_slot next;
     /* Owner: RUNNING <-> IDLE; wakers: IDLE -> NOTIFIED ("Parking"). */
     alignas(WEFT_CACHELINE) _Atomic uint32_t park_word;
     /* Tasks spawned into / finished by this worker: owner writes (relaxed

@@ -297,7 +297,7 @@ static void *take_back_cases(void *arg) {
     for (int i = 0; i < N; i++)
         CHECK(weft_spawn(NULL, nothing, NULL, &t[i]) == 0);
     /* The newest is in the LIFO slot, the rest in the deque. */
-    CHECK(atomic_load(&w->next) == weft__task_fiber(t[N - 1]));
+    CHECK(weft__slot_peek(&w->next) == weft__task_fiber(t[N - 1]));
     CHECK(weft__deque_size(&w->deque) == N - 1);
     /* t[0] is under eighteen others: too deep to take back; all stay. */
     CHECK(!weft__sched_take_back(w, weft__task_fiber(t[0])));
@@ -311,7 +311,7 @@ static void *take_back_cases(void *arg) {
     CHECK(weft__deque_push(&w->deque, weft__task_fiber(t[N - 2])) == 0);
     /* And the LIFO slot's fiber is taken back from the slot. */
     CHECK(weft__sched_take_back(w, weft__task_fiber(t[N - 1])));
-    CHECK(atomic_load(&w->next) == NULL);
+    CHECK(weft__slot_peek(&w->next) == NULL);
     finish_by_hand(w, t[N - 1]);
     for (int i = 0; i < N; i++)
         CHECK(weft_join(t[i], NULL) == 0);
