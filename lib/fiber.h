@@ -75,6 +75,10 @@ struct weft_fiber {
      * descriptor is a cache miss of its own once the fiber has slept. */
     uint64_t *canary;
     struct weft_fiber *qnext;      /* inject queue, yield list, free list */
+    /* The first fiber of a chain in an inject queue: the chain's last
+     * fiber and its length (C1 in inject.h). */
+    struct weft_fiber *qchain_last;
+    size_t qchain_len;
     int saved_errno;               /* the fiber's errno while switched out */
     uint32_t wait_gen;             /* generation of its latest wait */
 

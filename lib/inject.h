@@ -11,12 +11,23 @@
  * lock is taken only when there is something to take or give. It is not
  * on the hot path: local spawns and wakes use the worker's own deque.
  *
+ * The list is kept as the chains it was pushed in: a taker unlinks a
+ * whole chain that fits what it asked for in O(1) and walks it after
+ * unlocking. (Walking each fiber under the lock cost a cache miss per
+ * fiber while the timer thread and the other worker waited: a sleeper
+ * has slept long enough for its control block to go cold.) The lock
+ * spins before it sleeps (adaptive): sections are a few loads and
+ * stores, and a futex sleep costs milliseconds when the CPUs are busy.
+ *
  * Invariants:
  *   Q1  len == the number of fibers linked from head (under lock); the
  *       atomic copy may lag but is never 0 while the list is non-empty
  *       once the pushing thread has released the lock.
  *   Q2  a fiber in the queue is linked through f->qnext only (I5 in
  *       deque.h).
+ *   C1  the list is a sequence of chains; the first fiber of each holds
+ *       its last fiber and its length in qchain_last and qchain_len
+ *       (under lock). Other fibers' qchain fields mean nothing.
  */
 #ifndef WEFT_INJECT_H
 #define WEFT_INJECT_H
@@ -47,8 +58,9 @@ void weft__inject_push_chain(struct weft_inject *q, struct weft_fiber *first,
                              struct weft_fiber *last, size_t n);
 void weft__inject_push(struct weft_inject *q, struct weft_fiber *f);
 
-/* Any thread. Take up to max fibers from the head into out[]; returns how
- * many. */
+/* Any thread. Take up to max fibers (at most WEFT_INJECT_POP_MAX) from
+ * the head into out[], oldest first; returns how many. */
+#define WEFT_INJECT_POP_MAX 64
 size_t weft__inject_pop_batch(struct weft_inject *q, struct weft_fiber **out,
                               size_t max);
 

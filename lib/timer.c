@@ -85,8 +85,11 @@
 #include "wait.h"
 
 #define WEFT_TIMER_DRAIN_EVERY 4096u
-/* Fibers the timer thread readies before it hands them to the workers. */
-#define WEFT_TIMER_WAKE_CHUNK 256u
+/* Fibers the timer thread readies before it hands them to the workers:
+ * a woken list's worth (WEFT_WOKEN_LIST_MAX in sched.c), which a worker
+ * then takes from the wake queue as one chain, without walking it under
+ * the queue's lock (inject.h). */
+#define WEFT_TIMER_WAKE_CHUNK 16u
 
 enum { ENTRY_ARMED, ENTRY_FIRING, ENTRY_FIRED, ENTRY_CANCELLED };
 
