@@ -703,10 +703,19 @@ int weft_sem_destroy(weft_sem *s) {
 
 /* ---- Wait group --------------------------------------------------------- */
 
+/* The count changes by CAS, without the lock: a burst of fibers ending
+ * at once (each calling done) must not queue on a lock whose holder the
+ * kernel may preempt. Only the add that brings the count to zero takes
+ * the lock, to wake the queue.
+ *
+ * G1  a waiter queues itself only after seeing count > 0 under the lock;
+ *     an add that makes count zero locks after its CAS and wakes every
+ *     queued waiter. So a waiter either is in the queue by then or, locking
+ *     after it, sees the zero (or a later count). */
 struct wg_impl {
     uint32_t magic;
     struct weft_spinlock lock;
-    int64_t count;              /* lock; never below zero */
+    _Atomic int64_t count;      /* never below zero; CAS (G1) */
     struct weft_wait_queue q;   /* lock; non-empty only while count > 0 */
 };
 static_assert(sizeof(struct wg_impl) <= sizeof(weft_wg),
@@ -731,13 +740,19 @@ int weft_wg_add(weft_wg *wg, int n) {
     struct wg_impl *wi = wg_of(wg);
     if (!wi)
         return -EINVAL;
-    weft__spin_lock(&wi->lock);
-    if (wi->count + n < 0) {
-        weft__spin_unlock(&wi->lock);
-        return -EINVAL;
-    }
-    wi->count += n;
-    struct weft_wait_node *all = wi->count == 0 ? weft__queue_take_all(&wi->q) : NULL;
+    int64_t c = atomic_load_explicit(&wi->count, memory_order_relaxed);
+    do {
+        if (c + n < 0)
+            return -EINVAL;
+        /* acq_rel: release what this task did before its done to the
+         * waiter, which acquires the count (a chain of RMWs carries each
+         * adder's release to it). */
+    } while (!atomic_compare_exchange_weak_explicit(&wi->count, &c, c + n, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    if (c + n != 0 || n == 0)
+        return 0;
+    weft__spin_lock(&wi->lock); /* G1 */
+    struct weft_wait_node *all = weft__queue_take_all(&wi->q);
     weft__spin_unlock(&wi->lock);
     weft__node_wake_chain(all, 0);
     return 0;
@@ -749,15 +764,14 @@ int weft_wg_wait(weft_wg *wg) {
     struct wg_impl *wi = wg_of(wg);
     if (!wi)
         return -EINVAL;
-    weft__spin_lock(&wi->lock);
-    bool zero = wi->count == 0;
-    weft__spin_unlock(&wi->lock);
-    if (zero)
+    /* acquire: pairs with the adders' releases (see weft_wg_add). */
+    if (atomic_load_explicit(&wi->count, memory_order_acquire) == 0)
         return 0;
     struct weft_wait_node n;
     weft__node_init(&n, true);
     weft__spin_lock(&wi->lock);
-    if (wi->count == 0) {
+    /* acquire: as above; the lock orders it after a zeroing add (G1). */
+    if (atomic_load_explicit(&wi->count, memory_order_acquire) == 0) {
         weft__spin_unlock(&wi->lock);
         if (n.waiter.fiber)
             weft__wait_abort(n.waiter.fiber);
