@@ -10,7 +10,10 @@
  * progress line (woken/total) is redrawn about ten times a second when
  * stdout is a terminal. The summary gives the wall time, the wake
  * lateness (p50, p99, max: how long after its deadline each fiber ran
- * again), peak RSS and RSS per fiber.
+ * again), peak RSS and RSS per fiber, and, on a virtual machine whose
+ * kernel reports it, the CPU time the hypervisor took from this machine
+ * meanwhile (steal): a wake-up is late by however long its worker's
+ * virtual CPU was not running.
  *
  * With --rounds R, the same runtime runs the whole thing R times, one
  * summary each: the first round faults its stacks in fresh, the later
@@ -86,6 +89,23 @@ static long peak_rss_kib(void) {
     return ru.ru_maxrss;
 }
 
+/* CPU time stolen from this machine by its hypervisor so far, in ms,
+ * summed over its CPUs (the steal column of /proc/stat); -1 where the
+ * kernel does not report it. */
+static long steal_ms(void) {
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    unsigned long long v[8];
+    int got = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                     &v[3], &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (got != 8 || hz <= 0)
+        return -1;
+    return (long)(v[7] * 1000ull / (unsigned long long)hz);
+}
+
 static int usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s [N] [--ms MILLISECONDS] [--stack BYTES] [--workers W] [--rounds R]\n",
@@ -101,6 +121,7 @@ static int run_round(weft_runtime *rt, struct sleeper *s, long n, long rss_befor
     if (weft_wg_add(&all_done, (int)n) != 0)
         return 1;
     bool tty = isatty(STDOUT_FILENO);
+    long steal_before = steal_ms();
     uint64_t start = weft_now();
     struct spawner sp = {.s = s, .n = n};
     void *spawn_failed;
@@ -115,6 +136,7 @@ static int run_round(weft_runtime *rt, struct sleeper *s, long n, long rss_befor
     }
     rc = weft_wg_wait(&all_done); /* every sleeper of the round is done */
     uint64_t end = weft_now();
+    long steal_after = steal_ms();
     if (tty)
         printf("\r%ld/%ld woken\n", atomic_load(&woken), n);
     if (rc != 0)
@@ -139,6 +161,9 @@ static int run_round(weft_runtime *rt, struct sleeper *s, long n, long rss_befor
            (double)late[n - 1] / 1e6);
     printf("peak RSS       %.1f MiB (%.2f KiB per fiber)\n", (double)rss / 1024.0,
            per_fiber / 1024.0);
+    if (steal_before >= 0 && steal_after >= steal_before)
+        printf("host steal     %ld ms of CPU time taken by the hypervisor\n",
+               steal_after - steal_before);
     free(late);
     return 0;
 }

@@ -1044,6 +1044,10 @@ static void *worker_main(void *arg) {
     struct weft_worker *w = arg;
     tls_worker = w;
     w->errno_addr = &errno;
+    /* Named for top, perf and debuggers (at most 15 characters). */
+    char name[16];
+    snprintf(name, sizeof name, "weft-worker-%u", w->index % 1000u);
+    pthread_setname_np(pthread_self(), name);
     altstack_on(w);
     weft__context_init_thread(&w->loop_ctx);
     struct weft_fiber *f;

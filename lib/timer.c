@@ -663,6 +663,7 @@ static bool any_submitted(struct weft_timer *t) {
 
 static void *timer_main(void *arg) {
     struct weft_timer *t = arg;
+    pthread_setname_np(pthread_self(), "weft-timer"); /* for top and perf */
     for (;;) {
         drain(t);
         expire(t, weft_now());
