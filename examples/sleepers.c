@@ -162,8 +162,8 @@ static int run_round(weft_runtime *rt, struct sleeper *s, long n, long rss_befor
     printf("peak RSS       %.1f MiB (%.2f KiB per fiber)\n", (double)rss / 1024.0,
            per_fiber / 1024.0);
     if (steal_before >= 0 && steal_after >= steal_before)
-        printf("host steal     %ld ms of CPU time taken by the hypervisor\n",
-               steal_after - steal_before);
+        printf("host steal     %ld ms of CPU time taken by the hypervisor (counted in %ld ms ticks)\n",
+               steal_after - steal_before, 1000 / sysconf(_SC_CLK_TCK));
     free(late);
     return 0;
 }
