@@ -18,11 +18,30 @@ void weft__inject_init(struct weft_inject *q) {
 
 void weft__inject_fini(struct weft_inject *q) { pthread_mutex_destroy(&q->lock); }
 
+/* Longest chain kept whole: a longer one is cut into chains of this many
+ * (the pusher's fibers are still in its cache; the taker's are not), so
+ * that a taker of up to this many walks none of them under the lock. */
+#define CHAIN_SEGMENT 16u
+
+/* Record first..last (n fibers) as chains of at most CHAIN_SEGMENT (C1). */
+static void mark_chains(struct weft_fiber *first, struct weft_fiber *last, size_t n) {
+    while (n > CHAIN_SEGMENT) {
+        struct weft_fiber *end = first;
+        for (unsigned i = 1; i < CHAIN_SEGMENT; i++)
+            end = end->qnext;
+        first->qchain_last = end;
+        first->qchain_len = CHAIN_SEGMENT;
+        first = end->qnext;
+        n -= CHAIN_SEGMENT;
+    }
+    first->qchain_last = last;
+    first->qchain_len = n;
+}
+
 void weft__inject_push_chain(struct weft_inject *q, struct weft_fiber *first,
                              struct weft_fiber *last, size_t n) {
     last->qnext = NULL;
-    first->qchain_last = last; /* C1 */
-    first->qchain_len = n;
+    mark_chains(first, last, n);
     pthread_mutex_lock(&q->lock);
     if (q->tail)
         q->tail->qnext = first;

@@ -11,9 +11,9 @@
  * lock is taken only when there is something to take or give. It is not
  * on the hot path: local spawns and wakes use the worker's own deque.
  *
- * The list is kept as the chains it was pushed in: a taker unlinks a
- * whole chain that fits what it asked for in O(1) and walks it after
- * unlocking. (Walking each fiber under the lock cost a cache miss per
+ * The list is kept as the chains it was pushed in (a long one cut into
+ * chains of 16 by its pusher): a taker unlinks a whole chain that fits
+ * what it asked for in O(1) and walks it after unlocking. (Walking each fiber under the lock cost a cache miss per
  * fiber while the timer thread and the other worker waited: a sleeper
  * has slept long enough for its control block to go cold.) The lock
  * spins before it sleeps (adaptive): sections are a few loads and
