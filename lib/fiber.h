@@ -75,10 +75,6 @@ struct weft_fiber {
      * descriptor is a cache miss of its own once the fiber has slept. */
     uint64_t *canary;
     struct weft_fiber *qnext;      /* inject queue, yield list, free list */
-    /* The first fiber of a chain in an inject queue: the chain's last
-     * fiber and its length (C1 in inject.h). */
-    struct weft_fiber *qchain_last;
-    size_t qchain_len;
     int saved_errno;               /* the fiber's errno while switched out */
     uint32_t wait_gen;             /* generation of its latest wait */
 
@@ -124,6 +120,11 @@ struct weft_fiber {
     /* sync.c: this task's mutex owner id, unique for the process's life;
      * 0 until its first lock. Written by the fiber itself. */
     uint64_t lock_id;
+    /* The first fiber of a chain in an inject queue: the chain's last
+     * fiber and its length (C1 in inject.h). Owned as qnext is. Last:
+     * the first line holds what every switch touches. */
+    struct weft_fiber *qchain_last;
+    size_t qchain_len;
 };
 
 /*
