@@ -68,9 +68,14 @@ static bool awaited_ack(struct weft_slot *s, uint32_t request) {
 /* T3: whether no plain section is open, nor can open until T5. */
 static bool owner_outside_section(struct weft_slot *s) {
     int saved_errno = errno;
-    if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
-        weft__panic("weft: membarrier failed after registration (errno %d)", errno);
+    long rc = membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
     errno = saved_errno;
+    /* Registered, so it should not fail (a fork keeps the registration;
+     * an exec starts afresh). If a filter forbids it later, no barrier
+     * means no steal: the owner's next acknowledgement still lets a
+     * thief in. */
+    if (rc != 0)
+        return false;
     /* acquire: pairs with O5 (the closed section's stores). */
     return !atomic_load_explicit(&s->owner_busy, memory_order_acquire);
 }
