@@ -32,11 +32,14 @@
  * after it, O3 sees T1, as above. So a plain section never overlaps a
  * thief's CAS.
  *
+ * An owner acknowledges at its next slot operation, or outside one
+ * (weft__slot_poll, which weft__sched_worker() runs, so at nearly any
+ * call into weft), since S4 holds anywhere outside a section.
+ *
  * Costs: the owner pays two plain stores and a load instead of a locked
- * exchange. A thief waits for the ack a few microseconds at most (an
- * owner that keeps spawning or waking fibers acks at its next one); a
- * membarrier took 0.2 us here when the other CPU was idle but 20 us when
- * the owner's thread was running, an interrupt it pays too.
+ * exchange. A thief waits for the ack up to 10 us (ACK_WAIT_NS); a
+ * membarrier took 0.2 us here when the other CPU was idle but 20-30 us
+ * when the owner's thread was running, an interrupt it pays too.
  *
  * Where membarrier is missing (an old kernel, a seccomp filter, a
  * valgrind run), every slot is symmetric: the owner always uses the
