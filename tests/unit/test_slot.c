@@ -158,6 +158,39 @@ static void test_race_asymmetric_membarrier(void **state) {
     race(true, false);
 }
 
+/* An owner that never touches its slot again but polls (as every call
+ * into weft does) acknowledges a thief's request: the steal succeeds
+ * long before the thief would give up waiting and use the membarrier. */
+static struct weft_slot poll_slot;
+static atomic_bool poll_stop;
+
+static void *polling_owner(void *arg) {
+    (void)arg;
+    while (!atomic_load(&poll_stop))
+        weft__slot_poll(&poll_slot);
+    return NULL;
+}
+
+static void test_polling_owner_acknowledges(void **state) {
+    (void)state;
+    if (!weft__slot_asymmetric_available())
+        skip();
+    weft__slot_init(&poll_slot, true);
+    poll_slot.ack_wait_ns = 4000000000u; /* 4 s, near the field's most */
+    assert_null(weft__slot_put(&poll_slot, item(7)));
+    atomic_store(&poll_stop, false);
+    pthread_t owner;
+    assert_int_equal(pthread_create(&owner, NULL, polling_owner, NULL), 0);
+    uint64_t start = weft_now();
+    bool stolen_ = weft__slot_steal(&poll_slot, item(7));
+    uint64_t took = weft_now() - start;
+    atomic_store(&poll_stop, true);
+    pthread_join(owner, NULL);
+    assert_true(stolen_);
+    assert_null(weft__slot_peek(&poll_slot));
+    assert_true(took < 2 * WEFT_SEC); /* well short of the 4 s wait */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_owner_operations_symmetric),
@@ -165,6 +198,7 @@ int main(void) {
         cmocka_unit_test(test_race_symmetric),
         cmocka_unit_test(test_race_asymmetric_acknowledged),
         cmocka_unit_test(test_race_asymmetric_membarrier),
+        cmocka_unit_test(test_polling_owner_acknowledges),
     };
     return cmocka_run_group_tests_name("slot", tests, NULL, NULL);
 }
