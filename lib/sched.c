@@ -151,8 +151,9 @@
 /* Picks between fairness picks (step 1). Prime, as Go's 61, so it does not
  * beat in step with a periodic workload. */
 #define WEFT_FAIR_EVERY 61
-/* Most fibers moved from the inject or wake queue in one take. */
-#define WEFT_INJECT_BATCH 64
+/* Most fibers moved from the inject or wake queue in one take: as many
+ * as a pop hands out (inject.h), which sizes take_batch's array. */
+#define WEFT_INJECT_BATCH WEFT_INJECT_POP_MAX
 /* Most fibers a take from the wake queue puts in the woken list. */
 #define WEFT_WOKEN_LIST_MAX 16
 /* How long a spinning worker searches before it parks: long enough that
@@ -662,9 +663,9 @@ static void fiber_entry(struct weft_transfer t) {
 #define WEFT_TAKE_BACK_DEPTH 16
 
 bool weft__sched_take_back(struct weft_worker *w, struct weft_fiber *f) {
-    if (weft__slot_peek(&w->next) == f)
-        return weft__slot_take_if(&w->next, f);
-    return weft__deque_take(&w->deque, f, WEFT_TAKE_BACK_DEPTH);
+    /* take_if looks before it takes: a miss costs one load. */
+    return weft__slot_take_if(&w->next, f) ||
+           weft__deque_take(&w->deque, f, WEFT_TAKE_BACK_DEPTH);
 }
 
 void weft__sched_count_finished(struct weft_worker *w) { count_finished(w); }
