@@ -409,10 +409,10 @@ static int check_tasks(weft_task *const *ts, size_t n, struct weft_fiber *self) 
 }
 
 /* Register wt on every unfinished task; returns how many registrations
- * it made. A task listed twice is registered once (dup is set). With
+ * it made. A task listed twice is registered once. With
  * `mine`, bit i says whether entry i was registered. */
 static int64_t register_all(weft_task *const *ts, size_t n, struct weft_waiter *wt,
-                            bool *dup, bool *saw_done, bool *busy, uint64_t *mine) {
+                            bool *saw_done, bool *busy, uint64_t *mine) {
     int64_t registered = 0;
     for (size_t i = 0; i < n; i++) {
         struct weft_fiber *f = fiber_of(ts[i]);
@@ -425,7 +425,7 @@ static int64_t register_all(weft_task *const *ts, size_t n, struct weft_waiter *
             if (mine)
                 mine[i / 64] |= (uint64_t)1 << (i % 64);
         } else if (expect == (uintptr_t)wt) {
-            *dup = true;
+            /* listed twice: registered at its first entry */
         } else if (expect == WEFT_JOINER_DONE) {
             *saw_done = true;
         } else {
@@ -435,11 +435,17 @@ static int64_t register_all(weft_task *const *ts, size_t n, struct weft_waiter *
     return registered;
 }
 
-static bool seen_before(weft_task *const *ts, size_t i) {
-    for (size_t j = 0; j < i; j++)
-        if (ts[j] == ts[i])
-            return true;
-    return false;
+/* ts[i] was consumed at an earlier entry: its result is there. */
+static void copy_earlier_result(weft_task *const *ts, size_t i, void **results) {
+    if (!results)
+        return;
+    results[i] = NULL;
+    for (size_t j = 0; j < i; j++) {
+        if (ts[j] == ts[i]) {
+            results[i] = results[j];
+            return;
+        }
+    }
 }
 
 /* Inline-join ts[from], ts[from + step], ... up to (not including) ts[to],
@@ -474,11 +480,11 @@ int weft_gather(weft_task *const *ts, size_t n, void **results) {
     }
     struct weft_waiter wt;
     weft__waiter_init(&wt, self, 1, false);
-    bool dup = false, saw_done = false, busy = false;
+    bool saw_done = false, busy = false;
     /* The extra 1 is ours: nobody can end the wait while we register. */
     atomic_store_explicit(&wt.pending, (int64_t)n + 1, memory_order_relaxed);
     int64_t unregistered =
-        (int64_t)n - register_all(ts, n, &wt, &dup, &saw_done, &busy, NULL);
+        (int64_t)n - register_all(ts, n, &wt, &saw_done, &busy, NULL);
     const struct weft_forward fw = {ts, n};
     forward_begin(self, &fw);
     /* acq_rel: drop our count and the registrations that did not happen;
@@ -498,13 +504,16 @@ int weft_gather(weft_task *const *ts, size_t n, void **results) {
             weft_sleep(WEFT_MSEC);
     int first_err = 0;
     for (size_t i = 0; i < n; i++) {
-        if (dup && seen_before(ts, i)) {
-            for (size_t j = 0; results && j < i; j++)
-                if (ts[j] == ts[i])
-                    results[i] = results[j];
+        struct weft_fiber *f = fiber_of(ts[i]);
+        /* relaxed: we consume these handles, on this thread; one already
+         * dead here is listed twice, consumed at its first entry. (Asking
+         * register_all instead missed a task that finished before it: the
+         * task's block was then recycled twice.) */
+        if (atomic_load_explicit(&f->handle_live, memory_order_relaxed) == 0) {
+            copy_earlier_result(ts, i, results);
             continue;
         }
-        int err = consume(fiber_of(ts[i]), results ? &results[i] : NULL);
+        int err = consume(f, results ? &results[i] : NULL);
         if (err && !first_err)
             first_err = err;
     }
@@ -541,10 +550,10 @@ int weft_wait_any(weft_task *const *ts, size_t n, uint64_t timeout_ns, size_t *i
     uint64_t deadline = deadline_after(timeout_ns);
     struct weft_waiter wt;
     weft__waiter_init(&wt, self, 1, true);
-    bool dup = false, saw_done = false, busy = false;
+    bool saw_done = false, busy = false;
     /* 2: the first finisher's count, plus ours while we register. */
     atomic_store_explicit(&wt.pending, 2, memory_order_relaxed);
-    register_all(ts, n, &wt, &dup, &saw_done, &busy, mine);
+    register_all(ts, n, &wt, &saw_done, &busy, mine);
     if (atomic_fetch_sub_explicit(&wt.pending, 1, memory_order_acq_rel) == 1 || saw_done ||
         busy) {
         if (self)

@@ -105,6 +105,54 @@ static void test_gather_with_duplicate_entry(void **state) {
     assert_int_equal(weft_runtime_destroy(rt), 0);
 }
 
+/* The same with a task that finished before the gather: its block must
+ * be recycled once, or two later spawns on this worker would get the
+ * same block (and the worker's cache a cycle). From a fiber, so that the
+ * gather and the spawns after it use this worker's cache; and from a
+ * plain thread, whose consume returns blocks to the pool. */
+static void *quick(void *arg) { return arg; }
+
+static void *gather_finished_twice(void *arg) {
+    (void)arg;
+    weft_task *t;
+    CHECK(weft_spawn(NULL, quick, (void *)5, &t) == 0);
+    size_t idx;
+    CHECK(weft_wait_any(&t, 1, WEFT_FOREVER, &idx) == 0); /* finished now */
+    weft_task *ts[2] = {t, t};
+    void *r[2] = {0};
+    CHECK(weft_gather(ts, 2, r) == 0);
+    CHECK(r[0] == (void *)5 && r[1] == (void *)5);
+    weft_task *u, *v;
+    CHECK(weft_spawn(NULL, seven, NULL, &u) == 0);
+    CHECK(weft_spawn(NULL, seven, NULL, &v) == 0);
+    CHECK(weft__task_fiber(u) != weft__task_fiber(v));
+    CHECK(weft_join(u, NULL) == 0);
+    CHECK(weft_join(v, NULL) == 0);
+    return NULL;
+}
+
+static void test_gather_with_duplicate_of_finished_task(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(2);
+    assert_int_equal(weft_run(rt, gather_finished_twice, NULL, NULL), 0);
+    weft_task *t;
+    assert_int_equal(weft_spawn(rt, quick, (void *)6, &t), 0);
+    size_t idx;
+    assert_int_equal(weft_wait_any(&t, 1, WEFT_FOREVER, &idx), 0);
+    weft_task *ts[3] = {t, t, t};
+    void *r[3] = {0};
+    assert_int_equal(weft_gather(ts, 3, r), 0);
+    assert_ptr_equal(r[2], (void *)6);
+    weft_task *u, *v;
+    assert_int_equal(weft_spawn(rt, seven, NULL, &u), 0);
+    assert_int_equal(weft_spawn(rt, seven, NULL, &v), 0);
+    assert_ptr_not_equal(weft__task_fiber(u), weft__task_fiber(v));
+    assert_int_equal(weft_join(u, NULL), 0);
+    assert_int_equal(weft_join(v, NULL), 0);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
 /* ---- One awaiter at a time ------------------------------------------ */
 
 static void *nap(void *arg) {
@@ -144,6 +192,7 @@ int main(void) {
         cmocka_unit_test(test_join_of_fresh_child_runs_inline),
         cmocka_unit_test(test_cancel_forwards_through_join),
         cmocka_unit_test(test_gather_with_duplicate_entry),
+        cmocka_unit_test(test_gather_with_duplicate_of_finished_task),
         cmocka_unit_test(test_second_awaiter_gets_ebusy),
     };
     return cmocka_run_group_tests_name("join", tests, NULL, NULL);
