@@ -15,20 +15,28 @@
  *   in one chain, with one notify (the spinning protocol in sched.c then
  *   brings in as many workers as there is work).
  *
- * Entry states (CAS on e->state):
- *   ARMED -> CANCELLED   the wait ended first: weft__timer_disarm();
- *   ARMED -> FIRING      the timer thread took it; it claims the wait,
- *         -> FIRED       then lets go of the fiber.
- *   disarm() waits while FIRING, so a fiber never returns (and is never
- *   freed) while the timer thread still touches it.
+ * Who ends an entry
+ *   The timer thread pops a due entry and claims its fiber's wait with
+ *   weft__wait_claim_by_timer(), which leaves WEFT_WAIT_BY_TIMER in the
+ *   wait word. If the claim wins, the wait is the timer's: the fiber sees
+ *   the mark when it resumes and never touches the entry again, so the
+ *   timer thread frees it at once. Most sleeps end so, and the woken
+ *   fiber then has one cold line (the entry's, last written by the timer
+ *   thread) and one locked operation fewer on its way back.
  *
- *   Whoever ends ARMED frees the entry, at the other side's turn: a
- *   CANCELLED entry is freed by the timer side (the timer thread when it
- *   pops or discards it, or a worker that sweeps it off its submission
- *   stack); a FIRED one by the fiber's disarm, since the timer thread
- *   touches it no more once it stored FIRED. No reference count: a count
- *   cost each side a locked operation on a line the other had just
- *   written. Cancelled entries stay in the heap or their run until their
+ *   Otherwise the wait ended before its deadline (an event, a cancel)
+ *   and the fiber disarms the entry. The two sides settle who frees it
+ *   with one CAS each on e->state:
+ *     ARMED -> CANCELLED  the fiber's disarm came first: the timer side
+ *                         frees it (the timer thread when it pops or
+ *                         discards it, or a worker that sweeps it off its
+ *                         submission stack);
+ *     ARMED -> FIRED      the timer thread popped it and lost its claim:
+ *                         it touches the entry no more, the disarm frees.
+ *   The timer thread reads an entry's fiber and generation before either
+ *   CAS, and the fiber frees the entry only after FIRED, so nobody reads
+ *   an entry after it is freed. No reference count: a count cost each
+ *   side a locked operation on a line the other had just written. Cancelled entries stay in the heap or their run until their
  *   deadline (lazy invalidation); each time the pending entries double
  *   past their number after the last compaction, heap and runs are
  *   rebuilt without them, so they stay within twice the live entries.
@@ -91,13 +99,13 @@
  * the queue's lock (inject.h). */
 #define WEFT_TIMER_WAKE_CHUNK 16u
 
-enum { ENTRY_ARMED, ENTRY_FIRING, ENTRY_FIRED, ENTRY_CANCELLED };
+enum { ENTRY_ARMED, ENTRY_FIRED, ENTRY_CANCELLED };
 
 struct weft_timer_entry {
     uint64_t deadline;             /* immutable */
     struct weft_fiber *fiber;      /* immutable */
     uint32_t gen;                  /* immutable */
-    _Atomic uint32_t state;        /* see "Entry states" */
+    _Atomic uint32_t state;        /* see "Who ends an entry" */
     struct weft_timer_entry *next; /* submission stack link */
 };
 
@@ -370,19 +378,17 @@ struct weft_timer_entry *weft__timer_arm(struct weft_timer *t, uint64_t deadline
 
 bool weft__timer_disarm(struct weft_timer_entry *e) {
     uint32_t s = ENTRY_ARMED;
-    /* acquire on failure: pairs with the FIRED release store. */
-    bool fired = !atomic_compare_exchange_strong_explicit(&e->state, &s, ENTRY_CANCELLED,
-                                                          memory_order_acq_rel,
-                                                          memory_order_acquire);
-    if (!fired) {
+    /* release on success: our last touch of the entry, to whoever frees
+     * it (is_cancelled's acquire). acquire on failure: pairs with the
+     * timer thread's release CAS to FIRED. */
+    if (atomic_compare_exchange_strong_explicit(&e->state, &s, ENTRY_CANCELLED,
+                                                memory_order_release,
+                                                memory_order_acquire)) {
         cancels++;
-        return false; /* the timer side frees it ("Entry states") */
+        return false; /* the timer side frees it ("Who ends an entry") */
     }
-    while (s == ENTRY_FIRING) {
-        weft__cpu_relax();
-        s = atomic_load_explicit(&e->state, memory_order_acquire);
-    }
-    entry_free(timer_of(e), e); /* FIRED: the timer thread is done with it */
+    WEFT_ASSERT(s == ENTRY_FIRED);
+    entry_free(timer_of(e), e); /* the timer thread is done with it */
     return true;
 }
 
@@ -611,25 +617,14 @@ static void expire(struct weft_timer *t, uint64_t now) {
     struct weft_timer_entry *due[EXPIRE_BATCH];
     unsigned ndue;
     while ((ndue = pop_due(t, now, due)) > 0) {
-        /* Take each (ARMED -> FIRING), and start loading its fiber. */
-        unsigned firing = 0;
+        /* Start loading their fibers' wait words. */
+        for (unsigned i = 0; i < ndue; i++)
+            __builtin_prefetch(&due[i]->fiber->wait, 1);
         for (unsigned i = 0; i < ndue; i++) {
             struct weft_timer_entry *e = due[i];
-            uint32_t s = ENTRY_ARMED;
-            /* acquire on failure: as is_cancelled(). */
-            if (atomic_compare_exchange_strong_explicit(&e->state, &s, ENTRY_FIRING,
-                                                        memory_order_acq_rel,
-                                                        memory_order_acquire)) {
-                __builtin_prefetch(&e->fiber->wait, 1);
-                due[firing++] = e;
-            } else {
-                entry_free(t, e); /* cancelled */
-            }
-        }
-        for (unsigned i = 0; i < firing; i++) {
-            struct weft_timer_entry *e = due[i];
             struct weft_fiber *f = e->fiber;
-            if (weft__wait_claim(f, e->gen) == WEFT_WAKE_CLAIMED) {
+            enum weft_wake_result r = weft__wait_claim_by_timer(f, e->gen);
+            if (r == WEFT_WAKE_CLAIMED) {
                 f->qnext = NULL;
                 if (last)
                     last->qnext = f;
@@ -638,9 +633,18 @@ static void expire(struct weft_timer *t, uint64_t now) {
                 last = f;
                 n++;
             }
-            /* release: pairs with disarm's acquire; after this store we
-             * touch neither the fiber nor the entry (disarm frees it). */
-            atomic_store_explicit(&e->state, ENTRY_FIRED, memory_order_release);
+            if (r != WEFT_WAKE_STALE) {
+                entry_free(t, e); /* the fiber will not touch it ("Who ends") */
+            } else {
+                uint32_t s = ENTRY_ARMED;
+                /* release on success: pairs with disarm's acquire; after
+                 * it we touch the entry no more (disarm frees it).
+                 * acquire on failure: as is_cancelled(). */
+                if (!atomic_compare_exchange_strong_explicit(&e->state, &s, ENTRY_FIRED,
+                                                             memory_order_release,
+                                                             memory_order_acquire))
+                    entry_free(t, e); /* cancelled first: ours to free */
+            }
             if (n == WEFT_TIMER_WAKE_CHUNK) {
                 weft__sched_ready_chain(t->sched, first, last, n);
                 first = last = NULL;

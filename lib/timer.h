@@ -27,14 +27,17 @@ int weft__timer_create(struct weft_timer **out, struct weft_sched *s);
 /* Stop the thread and free every entry. Only once no fiber waits. */
 void weft__timer_destroy(struct weft_timer *t);
 
-/* Fiber context. At `deadline`, end wait `gen` of f (weft__wait_claim).
- * NULL when out of memory. The caller must later call
- * weft__timer_disarm() exactly once, whether or not the entry fired. */
+/* Fiber context. At `deadline`, end wait `gen` of f
+ * (weft__wait_claim_by_timer). NULL when out of memory. Once the wait is
+ * over, the caller calls weft__timer_disarm() exactly once, unless the
+ * timer's claim ended the wait (weft__wait_park's by_timer): the entry is
+ * then the timer's, and the caller must not touch it. */
 struct weft_timer_entry *weft__timer_arm(struct weft_timer *t, uint64_t deadline,
                                          struct weft_fiber *f, uint32_t gen);
 
-/* The wait is over: give the entry back. Returns true if the entry had
- * fired (the deadline ended the wait, or tried to). */
+/* The wait is over, ended by something else than this timer: give the
+ * entry back. Returns true if the timer thread had popped it meanwhile
+ * (its claim lost). */
 bool weft__timer_disarm(struct weft_timer_entry *e);
 
 /* Entries ever allocated (the high-water mark of live plus lazily

@@ -23,6 +23,9 @@ enum weft_wait_state {
 };
 #define WEFT_WAIT_STATE_MASK 0x7u
 #define WEFT_WAIT_CANCELLABLE 0x8u /* weft_cancel may end this wait */
+/* Set by the timer thread's claim: the wait's timer entry is the timer's
+ * to free, and the fiber does not touch it again (timer.c). */
+#define WEFT_WAIT_BY_TIMER 0x10u
 
 /* What weft__wait_claim() tells a waker. */
 enum weft_wake_result {
@@ -36,8 +39,9 @@ enum weft_wake_result {
 uint32_t weft__wait_prepare(struct weft_fiber *f, bool cancellable);
 
 /* Fiber context. Switch out until the wait is ended. Returns the worker
- * the fiber runs on afterwards. */
-struct weft_worker *weft__wait_park(struct weft_worker *w);
+ * the fiber runs on afterwards. by_timer (may be NULL): whether the
+ * timer thread's claim ended the wait (WEFT_WAIT_BY_TIMER). */
+struct weft_worker *weft__wait_park(struct weft_worker *w, bool *by_timer);
 
 /* Fiber context. End one's own wait without parking (the event came
  * first). Harmless if a waker also ended it. */
@@ -45,6 +49,9 @@ void weft__wait_abort(struct weft_fiber *f);
 
 /* Any thread. Try to end wait `gen` of f. */
 enum weft_wake_result weft__wait_claim(struct weft_fiber *f, uint32_t gen);
+/* The timer thread's claim: as weft__wait_claim, and a winning claim
+ * leaves WEFT_WAIT_BY_TIMER in the word for the fiber to see. */
+enum weft_wake_result weft__wait_claim_by_timer(struct weft_fiber *f, uint32_t gen);
 /* Any thread. Claim, and queue f if the claim says so. True if this call
  * ended the wait. */
 bool weft__wait_wake(struct weft_fiber *f, uint32_t gen);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 
 #include "fiber.h"
 #include "sched.h"
+#include "timer.h"
 #include "wait.h"
 
 static void *body(void *arg) { return arg; }
@@ -98,7 +100,7 @@ static void *park_with_flag_set(void *arg) {
     struct weft_fiber *self = w->current;
     weft__wait_prepare(self, true);
     atomic_store(&self->cancel, 1); /* the canceller's store; its load missed */
-    weft__wait_park(w);             /* no timer, no waker: only the check */
+    weft__wait_park(w, NULL);       /* no timer, no waker: only the check */
     return WEFT_PTR_ONE;
 }
 
@@ -115,6 +117,63 @@ static void test_park_sees_a_cancel_that_missed_the_wait(void **state) {
     assert_int_equal(weft_runtime_destroy(rt), 0);
 }
 
+/* The timer's claim marks the wait (WEFT_WAIT_BY_TIMER) and park reports
+ * it, also when the claim came while the fiber was still on its stack;
+ * any other claim leaves no mark. */
+static void *park_claimed_by(void *arg) {
+    bool by_timer_claim = arg != NULL;
+    struct weft_worker *w = weft__sched_worker();
+    struct weft_fiber *self = w->current;
+    uint32_t gen = weft__wait_prepare(self, false);
+    enum weft_wake_result r = by_timer_claim ? weft__wait_claim_by_timer(self, gen)
+                                             : weft__wait_claim(self, gen);
+    if (r != WEFT_WAKE_NOTIFIED)
+        return NULL;
+    bool by_timer = !by_timer_claim;
+    weft__wait_park(w, &by_timer); /* queues itself, resumes at once */
+    return by_timer == by_timer_claim ? WEFT_PTR_ONE : NULL;
+}
+
+/* A timer entry that the timer thread pops after the wait ended (its
+ * claim is stale) is the disarm's to free: disarm then says it fired.
+ * Whether the timer thread got there first depends on the machine, so a
+ * few tries; each entry is given back either way. */
+static void *disarm_after_stale_fire(void *arg) {
+    (void)arg;
+    struct weft_fiber *self = weft__sched_worker()->current;
+    for (int i = 0; i < 20; i++) {
+        uint32_t gen = weft__wait_prepare(self, false);
+        struct weft_timer_entry *e =
+            weft__timer_arm(self->sched->timer, weft_now() + WEFT_MSEC, self, gen);
+        if (!e)
+            return NULL;
+        weft__wait_abort(self); /* the wait ends before its deadline */
+        uint64_t until = weft_now() + 50 * WEFT_MSEC;
+        while (weft_now() < until) {
+        }
+        if (weft__timer_disarm(e))
+            return WEFT_PTR_ONE;
+    }
+    return NULL;
+}
+
+static void test_timer_claim_marks_the_wait(void **state) {
+    (void)state;
+    weft_runtime *rt;
+    weft_config cfg = {.workers = 1};
+    assert_int_equal(weft_runtime_create(&rt, &cfg), 0);
+    void *r = NULL;
+    assert_int_equal(weft_run(rt, park_claimed_by, WEFT_PTR_ONE, &r), 0);
+    assert_ptr_equal(r, WEFT_PTR_ONE);
+    r = NULL;
+    assert_int_equal(weft_run(rt, park_claimed_by, NULL, &r), 0);
+    assert_ptr_equal(r, WEFT_PTR_ONE);
+    r = NULL;
+    assert_int_equal(weft_run(rt, disarm_after_stale_fire, NULL, &r), 0);
+    assert_ptr_equal(r, WEFT_PTR_ONE);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+}
+
 int main(void) {
     weft__fiber_pool_init(&pool);
     const struct CMUnitTest tests[] = {
@@ -123,6 +182,7 @@ int main(void) {
         cmocka_unit_test(test_thread_waiter_counts_events),
         cmocka_unit_test(test_thread_waiter_times_out_not_early),
         cmocka_unit_test(test_park_sees_a_cancel_that_missed_the_wait),
+        cmocka_unit_test(test_timer_claim_marks_the_wait),
     };
     int failed = cmocka_run_group_tests_name("wait", tests, NULL, NULL);
     weft__fiber_pool_fini(&pool);
