@@ -77,8 +77,68 @@ static size_t carve_locked(struct weft_fiber_pool *pool, size_t n, char **first)
     return k;
 }
 
+/* ---- Batches (P3, P4) ----------------------------------------------------- */
+
+static void batch_push(struct weft_fiber_batch *b, struct weft_fiber *f) {
+    f->qnext = b->head;
+    b->head = f;
+    if (!b->last)
+        b->last = f;
+    b->count++;
+}
+
+static struct weft_fiber *batch_pop(struct weft_fiber_batch *b) {
+    struct weft_fiber *f = b->head;
+    b->head = f->qnext;
+    if (--b->count == 0)
+        b->last = NULL;
+    return f;
+}
+
+/* Caller holds pool->lock. Put batch b (non-empty) at the front (P3). */
+static void pool_put_locked(struct weft_fiber_pool *pool, struct weft_fiber_batch b) {
+    b.head->qchain_last = b.last;
+    b.head->qchain_len = b.count;
+    b.last->qnext = pool->free;
+    pool->free = b.head;
+    pool->nfree += b.count;
+}
+
+/* Caller holds pool->lock, the free list is not empty. Take whole batches
+ * from the front until they hold at least `want` blocks (one batch when
+ * the pool's batches are full ones; more when plain threads gave single
+ * blocks back). */
+static struct weft_fiber_batch pool_take_locked(struct weft_fiber_pool *pool, size_t want) {
+    struct weft_fiber_batch b = {pool->free, NULL, 0};
+    struct weft_fiber *next = pool->free;
+    do {
+        b.last = next->qchain_last;
+        b.count += (unsigned)next->qchain_len;
+        next = b.last->qnext;
+    } while (next && b.count < want);
+    b.last->qnext = NULL;
+    pool->free = next;
+    pool->nfree -= b.count;
+    return b;
+}
+
+/* Caller holds pool->lock, the free list is not empty. One block off the
+ * front batch; the rest of that batch stays a batch. */
+static struct weft_fiber *pool_take_one_locked(struct weft_fiber_pool *pool) {
+    struct weft_fiber *f = pool->free;
+    struct weft_fiber *rest = f->qnext;
+    if (f->qchain_len > 1) {
+        rest->qchain_last = f->qchain_last;
+        rest->qchain_len = f->qchain_len - 1;
+    }
+    pool->free = rest;
+    pool->nfree--;
+    return f;
+}
+
 /* Blocks reserved by carve_locked: the first is returned, the rest go to
- * cache. Outside the lock: this is what faults their pages in. */
+ * cache's loaded batch (empty). Outside the lock: this is what faults
+ * their pages in. */
 static struct weft_fiber *init_carved(struct weft_fiber_pool *pool,
                                       struct weft_fiber_cache *cache, char *first,
                                       size_t k) {
@@ -88,45 +148,37 @@ static struct weft_fiber *init_carved(struct weft_fiber_pool *pool,
         f->pool = pool;
         if (i == 0)
             return f;
-        f->qnext = cache->head;
-        cache->head = f;
-        cache->count++;
+        batch_push(&cache->loaded, f);
     }
     return NULL;
 }
 
-/* Move up to n blocks from the pool into cache (or just one out, when
- * cache is NULL). Returns one block, or NULL when out of memory. */
+/* One block for a caller whose cache's batches are both empty (or who
+ * has no cache): with a cache, a batch comes along into cache->loaded.
+ * NULL when out of memory. */
 static struct weft_fiber *take_from_pool(struct weft_fiber_pool *pool,
-                                         struct weft_fiber_cache *cache, unsigned n) {
+                                         struct weft_fiber_cache *cache) {
     pthread_mutex_lock(&pool->lock);
     if (!pool->free) {
         char *first = NULL;
-        size_t k = carve_locked(pool, cache ? n : 1, &first);
+        size_t k = carve_locked(pool, cache ? WEFT_FIBER_BATCH : 1, &first);
         pthread_mutex_unlock(&pool->lock);
         return k ? init_carved(pool, cache, first, k) : NULL;
     }
-    struct weft_fiber *f = pool->free;
-    pool->free = f->qnext;
-    pool->nfree--;
-    for (unsigned i = 1; cache && i < n && pool->free; i++) {
-        struct weft_fiber *g = pool->free;
-        pool->free = g->qnext;
-        pool->nfree--;
-        g->qnext = cache->head;
-        cache->head = g;
-        cache->count++;
+    struct weft_fiber *f;
+    if (cache) {
+        cache->loaded = pool_take_locked(pool, WEFT_FIBER_BATCH);
+        f = batch_pop(&cache->loaded);
+    } else {
+        f = pool_take_one_locked(pool);
     }
     pthread_mutex_unlock(&pool->lock);
     return f;
 }
 
-static void give_to_pool(struct weft_fiber_pool *pool, struct weft_fiber *first,
-                         struct weft_fiber *last, size_t n) {
+static void give_to_pool(struct weft_fiber_pool *pool, struct weft_fiber_batch b) {
     pthread_mutex_lock(&pool->lock);
-    last->qnext = pool->free;
-    pool->free = first;
-    pool->nfree += n;
+    pool_put_locked(pool, b);
     pthread_mutex_unlock(&pool->lock);
 }
 
@@ -135,17 +187,19 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
                                    struct weft_sched *s, weft_fn fn, void *arg,
                                    int stack_class, bool has_handle) {
     struct weft_fiber *f;
-    if (cache && cache->head) {
-        f = cache->head;
-        cache->head = f->qnext;
-        cache->count--;
+    if (cache && !cache->loaded.head && cache->spare.head) {
+        cache->loaded = cache->spare;
+        cache->spare = (struct weft_fiber_batch){0};
+    }
+    if (cache && cache->loaded.head) {
+        f = batch_pop(&cache->loaded);
         /* Recycled blocks are cold (a million sleepers free theirs a
          * second before they are reused): start loading the next one's
          * link now, so the next spawn does not wait for it. */
-        if (cache->head)
-            __builtin_prefetch(&cache->head->qnext, 1);
+        if (cache->loaded.head)
+            __builtin_prefetch(&cache->loaded.head->qnext, 1);
     } else {
-        f = take_from_pool(pool, cache, WEFT_FIBER_CACHE_MAX / 4);
+        f = take_from_pool(pool, cache);
         if (!f)
             return NULL;
     }
@@ -192,26 +246,19 @@ struct weft_fiber *weft__fiber_new(struct weft_fiber_pool *pool,
 static void recycle(struct weft_fiber *f, struct weft_fiber_cache *cache) {
     atomic_store_explicit(&f->magic, WEFT_FIBER_DEAD, memory_order_relaxed);
     if (!cache) {
-        give_to_pool(f->pool, f, f, 1);
+        give_to_pool(f->pool, (struct weft_fiber_batch){f, f, 1});
         return;
     }
-    f->qnext = cache->head;
-    cache->head = f;
-    if (++cache->count <= WEFT_FIBER_CACHE_MAX)
-        return;
-    /* Too many: the older half goes back to the pool. */
-    struct weft_fiber *cut = cache->head;
-    for (unsigned i = 1; i < WEFT_FIBER_CACHE_MAX / 2; i++)
-        cut = cut->qnext;
-    struct weft_fiber *first = cut->qnext, *last = first;
-    size_t n = 1;
-    while (last->qnext) {
-        last = last->qnext;
-        n++;
+    if (cache->loaded.count == WEFT_FIBER_BATCH) {
+        /* Full: it becomes the spare, and a full spare goes to the pool
+         * (a worker that only joins would otherwise hoard what another
+         * allocates). */
+        if (cache->spare.head)
+            give_to_pool(f->pool, cache->spare);
+        cache->spare = cache->loaded;
+        cache->loaded = (struct weft_fiber_batch){0};
     }
-    cut->qnext = NULL;
-    cache->count -= (unsigned)n;
-    give_to_pool(f->pool, first, last, n);
+    batch_push(&cache->loaded, f);
 }
 
 void weft__fiber_unref_n(struct weft_fiber *f, uint32_t n, struct weft_fiber_cache *cache) {
@@ -236,15 +283,9 @@ void weft__fiber_release_owned(struct weft_fiber *f, struct weft_fiber_cache *ca
 }
 
 void weft__fiber_cache_drain(struct weft_fiber_cache *cache, struct weft_fiber_pool *pool) {
-    if (!cache->head)
-        return;
-    struct weft_fiber *last = cache->head;
-    size_t n = 1;
-    while (last->qnext) {
-        last = last->qnext;
-        n++;
-    }
-    give_to_pool(pool, cache->head, last, n);
-    cache->head = NULL;
-    cache->count = 0;
+    if (cache->loaded.head)
+        give_to_pool(pool, cache->loaded);
+    if (cache->spare.head)
+        give_to_pool(pool, cache->spare);
+    cache->loaded = cache->spare = (struct weft_fiber_batch){0};
 }

@@ -140,16 +140,31 @@ struct weft_fiber {
  * arena an mprotect per growth step, each taking the process's mmap lock
  * for writing and stalling every other thread's page faults meanwhile.
  *
+ * Free blocks move between a worker's cache and the pool in batches of
+ * up to WEFT_FIBER_BATCH, and every move is O(1): nothing walks a list of
+ * free blocks, which are cold (a million sleepers free theirs a second
+ * after they were last touched; walking 512 of them cost a cache miss
+ * each). A worker's cache holds two batches, the one it pushes to and
+ * pops from, and a spare, as the magazines of Bonwick's slab allocator: a
+ * worker that frees more than it allocates hands the pool a full batch
+ * at a time, one that allocates takes one.
+ *
  * Invariants:
  *   P1  a free block is in exactly one list: a worker's cache or the pool;
  *       a block never handed out is past `carve` in the newest chunk.
  *   P2  blocks are freed only by weft__fiber_pool_fini().
+ *   P3  the pool's free list is a chain of batches linked by qnext: the
+ *       first block of each holds the batch's last block and its length
+ *       in qchain_last and qchain_len (as an inject queue's chains, C1 in
+ *       inject.h), and the last block's qnext is the next batch's first.
+ *   P4  a cache batch is a list linked by qnext, with its last block and
+ *       its length beside it (struct weft_fiber_batch).
  */
 struct weft_fiber_chunk;
 
 struct weft_fiber_pool {
     pthread_mutex_t lock;
-    struct weft_fiber *free;  /* lock */
+    struct weft_fiber *free;  /* lock: P3 */
     size_t nfree;             /* lock */
     struct weft_fiber_chunk *chunks; /* lock; newest first */
     size_t nchunks;           /* lock */
@@ -157,15 +172,21 @@ struct weft_fiber_pool {
     size_t carve_left;        /* lock: unused blocks from carve on */
 };
 
-/* Per-worker cache of free control blocks. Owner worker only. */
-struct weft_fiber_cache {
-    struct weft_fiber *head;
+/* Blocks a cache batch holds at most, and what a worker takes from the
+ * pool at a time. */
+#define WEFT_FIBER_BATCH 512u
+
+/* P4. */
+struct weft_fiber_batch {
+    struct weft_fiber *head, *last;
     unsigned count;
 };
 
-/* Beyond this many, a worker's cache gives half back to the pool (a
- * worker that only joins would otherwise hoard what another allocates). */
-#define WEFT_FIBER_CACHE_MAX 1024u
+/* Per-worker cache of free control blocks: `loaded` is pushed to and
+ * popped from; `spare` is full or empty. Owner worker only. */
+struct weft_fiber_cache {
+    struct weft_fiber_batch loaded, spare;
+};
 
 void weft__fiber_pool_init(struct weft_fiber_pool *pool);
 void weft__fiber_pool_fini(struct weft_fiber_pool *pool);

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <cmocka.h>
 
 #include "fiber.h"
@@ -11,6 +12,10 @@
 static void *body(void *arg) { return arg; }
 
 static struct weft_fiber_pool pool;
+
+static unsigned cached(const struct weft_fiber_cache *c) {
+    return c->loaded.count + c->spare.count;
+}
 
 static int setup(void **state) {
     (void)state;
@@ -48,19 +53,20 @@ static void test_last_unref_recycles(void **state) {
     struct weft_fiber *f = weft__fiber_new(&pool, &cache, NULL, body, NULL, 0, true);
     weft__fiber_unref(f, &cache);
     assert_true(weft__fiber_valid(f)); /* one reference left */
-    unsigned cached = cache.count;      /* a batch came from the pool */
+    unsigned before = cached(&cache);   /* a batch came from the pool */
     weft__fiber_unref(f, &cache);
     assert_false(weft__fiber_valid(f)); /* still readable memory (P2) */
-    assert_int_equal(cache.count, cached + 1);
+    assert_int_equal(cached(&cache), before + 1);
     struct weft_fiber *g = weft__fiber_new(&pool, &cache, NULL, body, NULL, 0, false);
     assert_ptr_equal(g, f);
-    assert_int_equal(cache.count, cached);
+    assert_int_equal(cached(&cache), before);
     assert_int_equal(atomic_load(&g->refs), 1);
     assert_int_equal(atomic_load(&g->handle_live), 0);
     weft__fiber_unref(g, &cache);
     weft__fiber_cache_drain(&cache, &pool);
-    assert_int_equal(cache.count, 0);
-    assert_null(cache.head);
+    assert_int_equal(cached(&cache), 0);
+    assert_null(cache.loaded.head);
+    assert_null(cache.spare.head);
 }
 
 /* A worker that only frees does not hoard: its cache stays bounded, the
@@ -74,10 +80,50 @@ static void test_cache_is_bounded(void **state) {
         f[i] = weft__fiber_new(&pool, &producer, NULL, body, NULL, 0, false);
     for (int i = 0; i < N; i++)
         weft__fiber_unref(f[i], &consumer);
-    assert_true(consumer.count <= WEFT_FIBER_CACHE_MAX);
-    assert_true(pool.nfree >= N - WEFT_FIBER_CACHE_MAX);
+    assert_true(cached(&consumer) <= 2 * WEFT_FIBER_BATCH);
+    assert_true(pool.nfree >= N - 2 * WEFT_FIBER_BATCH);
     weft__fiber_cache_drain(&producer, &pool);
     weft__fiber_cache_drain(&consumer, &pool);
+}
+
+/* Batches and single blocks mix in the pool (P3): plain threads give
+ * blocks back one at a time and take one at a time, workers give and
+ * take batches. Every block comes out exactly once, and the free count
+ * stays exact. */
+static int by_address(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_pool_mixes_batches_and_singles(void **state) {
+    (void)state;
+    struct weft_fiber_cache maker = {0}, giver = {0}, taker = {0};
+    enum { N = 3000 };
+    static struct weft_fiber *f[N];
+    for (int i = 0; i < N; i++)
+        f[i] = weft__fiber_new(&pool, &maker, NULL, body, NULL, 0, false);
+    weft__fiber_cache_drain(&maker, &pool);
+    size_t spare = pool.nfree; /* carved with the last batch, never used */
+    for (int i = 0; i < N; i++) /* singles, batches, singles, ... */
+        weft__fiber_unref(f[i], (i / 700) % 2 ? &giver : NULL);
+    weft__fiber_cache_drain(&giver, &pool);
+    assert_int_equal(pool.nfree, spare + N);
+    size_t total = spare + N;
+    static struct weft_fiber *g[N + 2 * WEFT_FIBER_BATCH];
+    assert_true(total <= N + 2 * WEFT_FIBER_BATCH);
+    for (size_t i = 0; i < total; i++) {
+        /* A third one at a time (they split batches), then by batches. */
+        g[i] = weft__fiber_new(&pool, i < total / 3 ? NULL : &taker, NULL, body, NULL, 0, false);
+        assert_non_null(g[i]);
+    }
+    assert_int_equal(pool.nfree + cached(&taker), 0);
+    qsort(g, total, sizeof *g, by_address);
+    for (size_t i = 1; i < total; i++)
+        assert_ptr_not_equal(g[i], g[i - 1]);
+    for (size_t i = 0; i < total; i++)
+        weft__fiber_unref(g[i], &taker);
+    weft__fiber_cache_drain(&taker, &pool);
+    assert_int_equal(pool.nfree, total);
 }
 
 /* Chunks double in size: a hundred thousand blocks take a handful of
@@ -106,6 +152,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_new_fiber_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_last_unref_recycles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_mixes_batches_and_singles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks_grow_geometrically, setup, teardown),
     };
     return cmocka_run_group_tests_name("fiber", tests, NULL, NULL);
