@@ -53,9 +53,12 @@ enum weft_fiber_status {
 #define WEFT_FIBER_MAGIC 0x77656674u /* "weft" */
 #define WEFT_FIBER_DEAD 0x64656164u  /* "dead" */
 
-/* joiner values besides a struct weft_waiter pointer. */
+/* joiner values besides a struct weft_waiter pointer (always above
+ * them): no awaiter yet; finished; being run inline by its joiner ("Inline
+ * join" in join.c), which counts as an awaiter for everyone else. */
 #define WEFT_JOINER_NONE ((uintptr_t)0)
 #define WEFT_JOINER_DONE ((uintptr_t)1)
+#define WEFT_JOINER_INLINE ((uintptr_t)2)
 
 struct weft_sched;
 struct weft_fiber;

@@ -28,7 +28,10 @@
  *   F3). Only done when the joiner has used at most an eighth of the
  *   stack the task would have had, so the task keeps at least 7/8 of its
  *   stack. This is the work-first order of Cilk and of oneTBB's
- *   task_group::wait.
+ *   task_group::wait. Meanwhile the task's joiner word says INLINE, so
+ *   anyone else who awaits or detaches it gets -EBUSY, as with any other
+ *   awaiter. A joiner already asked to cancel does not run it: it
+ *   forwards the cancel, and the task, not started, never runs.
  *
  * Cancellation (DESIGN 2.5)
  *   weft_cancel on a NEW task finishes it at once (status CAS NEW ->
@@ -269,20 +272,41 @@ bool weft_cancelled(void) {
  * true when f has finished (run here, or cancelled before it ran); its
  * run reference is then the caller's. */
 static bool try_inline(struct weft_worker *w, struct weft_fiber *self, struct weft_fiber *f) {
-    if (f->sched != w->sched ||
+    /* A cancelled joiner forwards its cancel instead (the task then never
+     * runs): the caller's regular path does that. */
+    if (f->sched != w->sched || cancel_requested(self) ||
         atomic_load_explicit(&f->status, memory_order_relaxed) != WEFT_FIBER_NEW)
         return false;
     size_t want = weft__stack_class_size(f->stack_class);
     if (weft__sched_stack_left(w) < want - want / 8)
         return false;
-    if (!weft__sched_take_back(w, f))
+    /* Take the awaiter's place first, so that anyone else who joins,
+     * gathers, waits for or detaches it meanwhile gets -EBUSY, as with a
+     * registered awaiter. relaxed: only exclusion; nothing is published
+     * (weft__task_publish treats INLINE as no one to signal). */
+    uintptr_t none = WEFT_JOINER_NONE;
+    if (!atomic_compare_exchange_strong_explicit(&f->joiner, &none, WEFT_JOINER_INLINE,
+                                                 memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return false; /* awaited by another, or finished: the regular path says */
+    if (!weft__sched_take_back(w, f)) {
+        /* Not ours to run after all. It may have finished meanwhile (its
+         * publish then found INLINE and set DONE): leave DONE alone. */
+        uintptr_t inl = WEFT_JOINER_INLINE;
+        atomic_compare_exchange_strong_explicit(&f->joiner, &inl, WEFT_JOINER_NONE,
+                                                memory_order_relaxed, memory_order_relaxed);
         return false;
+    }
     uint32_t status = WEFT_FIBER_NEW;
     /* acquire: pairs with weft_cancel's CAS (it may have won). */
     if (!atomic_compare_exchange_strong_explicit(&f->status, &status, WEFT_FIBER_STARTED,
                                                  memory_order_acquire,
                                                  memory_order_acquire)) {
-        weft__sched_count_finished(w); /* cancelled first: already finished */
+        /* Cancelled first: finished, once the canceller has published
+         * (F1) what the caller reads next; it is in the middle of it. */
+        while (!finished(f))
+            weft__cpu_relax();
+        weft__sched_count_finished(w);
         return true;
     }
     f->stack = self->stack;

@@ -329,7 +329,7 @@ void weft__task_publish(struct weft_fiber *f, void *result, int err,
      * acquire makes the waiter a joiner registered visible to us. */
     uintptr_t j = atomic_exchange_explicit(&f->joiner, WEFT_JOINER_DONE,
                                            memory_order_acq_rel);
-    if (j > WEFT_JOINER_DONE)
+    if (j > WEFT_JOINER_INLINE)
         weft__waiter_signal((struct weft_waiter *)j);
 }
 

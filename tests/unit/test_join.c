@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -153,6 +154,80 @@ static void test_gather_with_duplicate_of_finished_task(void **state) {
     assert_int_equal(atomic_load(&failures), 0);
 }
 
+/* ---- A task run inline is awaited: nobody else may take its handle ---- */
+
+static atomic_int inline_started;
+
+static void *slow_nine(void *arg) {
+    (void)arg;
+    atomic_store(&inline_started, 1);
+    weft_sleep(100 * WEFT_MSEC);
+    return (void *)9;
+}
+
+static weft_task *inlined_task;
+
+static void *join_inline(void *arg) {
+    (void)arg;
+    CHECK(weft_spawn(NULL, slow_nine, NULL, &inlined_task) == 0);
+    void *r = NULL;
+    CHECK(weft_join(inlined_task, &r) == 0); /* runs inline: one worker */
+    CHECK(r == (void *)9);
+    return NULL;
+}
+
+static void test_inline_task_counts_as_awaited(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(1);
+    atomic_store(&inline_started, 0);
+    weft_task *joiner;
+    assert_int_equal(weft_spawn(rt, join_inline, NULL, &joiner), 0);
+    while (!atomic_load(&inline_started))
+        weft_sleep(WEFT_MSEC);
+    weft_task *t = inlined_task;
+    size_t idx;
+    assert_true(weft__task_fiber(t)->inlined);
+    assert_int_equal(weft_join(t, NULL), -EBUSY);
+    assert_int_equal(weft_join_for(t, WEFT_MSEC, NULL), -EBUSY);
+    assert_int_equal(weft_detach(t), -EBUSY);
+    assert_int_equal(weft_gather(&t, 1, NULL), -EBUSY);
+    assert_int_equal(weft_wait_any(&t, 1, 0, &idx), -EBUSY);
+    assert_int_equal(weft_join(joiner, NULL), 0);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
+/* ---- A cancelled joiner forwards its cancel instead of running inline -- */
+
+static atomic_int child_ran;
+
+static void *note_run(void *arg) {
+    atomic_store(&child_ran, 1);
+    return arg;
+}
+
+static void *cancelled_joiner(void *arg) {
+    bool gather = arg != NULL;
+    CHECK(weft_cancel(weft_self()) == 0);
+    weft_task *c;
+    CHECK(weft_spawn(NULL, note_run, NULL, &c) == 0); /* not started: one worker */
+    int rc = gather ? weft_gather(&c, 1, NULL) : weft_join(c, NULL);
+    CHECK(rc == -ECANCELED);
+    return NULL;
+}
+
+static void test_cancelled_joiner_never_runs_unstarted_child(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(1);
+    for (int gather = 0; gather < 2; gather++) {
+        atomic_store(&child_ran, 0);
+        assert_int_equal(weft_run(rt, cancelled_joiner, gather ? (void *)1 : NULL, NULL), 0);
+        assert_int_equal(atomic_load(&child_ran), 0);
+    }
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
 /* ---- One awaiter at a time ------------------------------------------ */
 
 static void *nap(void *arg) {
@@ -194,6 +269,8 @@ int main(void) {
         cmocka_unit_test(test_gather_with_duplicate_entry),
         cmocka_unit_test(test_gather_with_duplicate_of_finished_task),
         cmocka_unit_test(test_second_awaiter_gets_ebusy),
+        cmocka_unit_test(test_inline_task_counts_as_awaited),
+        cmocka_unit_test(test_cancelled_joiner_never_runs_unstarted_child),
     };
     return cmocka_run_group_tests_name("join", tests, NULL, NULL);
 }
