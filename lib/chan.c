@@ -52,7 +52,14 @@
 #define CHAN_MAX_CAP ((size_t)1 << 24)
 
 struct weft_chan {
-    uint32_t magic;
+    /* CHAN_MAGIC while created, 0 once destroyed. Atomic, relaxed: a
+     * misuse check that may read a channel being destroyed or reused. */
+    _Atomic uint32_t magic;
+    /* Channels this memory has held (recycle.h); its low bits are in the
+     * handle, as a task's (H1 in fiber.h): a handle kept past destroy
+     * names that channel, not a newer one in the same memory. Kept across
+     * reuse; atomic for the same reason as magic. */
+    _Atomic uint32_t incarnation;
     /* On a line of its own: lockers spinning on it do not pull the
      * channel's state away from the holder in mid-section. */
     alignas(WEFT_CACHELINE) struct weft_spinlock lock;
@@ -68,9 +75,17 @@ struct weft_chan {
 /* Destroyed channels are kept for reuse (recycle.h). */
 static struct weft_recycler chan_pool = WEFT_RECYCLER_INIT(struct weft_chan, next_free);
 
+/* A zeroed channel, its incarnation one past the memory's last. */
 static struct weft_chan *chan_alloc(void) {
     struct weft_chan *ch = weft__recycler_get(&chan_pool);
-    return ch ? ch : aligned_alloc(alignof(struct weft_chan), sizeof *ch);
+    uint32_t inc = 0;
+    if (ch)
+        inc = atomic_load_explicit(&ch->incarnation, memory_order_relaxed);
+    else if (!(ch = aligned_alloc(alignof(struct weft_chan), sizeof *ch)))
+        return NULL;
+    memset(ch, 0, sizeof *ch);
+    atomic_store_explicit(&ch->incarnation, inc + 1, memory_order_relaxed);
+    return ch;
 }
 
 static void chan_free(struct weft_chan *ch) { weft__recycler_put(&chan_pool, ch); }
@@ -79,8 +94,28 @@ static void chan_free(struct weft_chan *ch) { weft__recycler_put(&chan_pool, ch)
 #define SELECT_OPEN 0u
 #define SELECT_ABANDONED UINT32_MAX
 
-static struct weft_chan *chan_ok(weft_chan *ch) {
-    return ch && ch->magic == CHAN_MAGIC ? ch : NULL;
+/* A handle: the channel's address, 64-byte aligned, with the low bits of
+ * its incarnation in the alignment bits. */
+#define CHAN_TAG_MASK ((uintptr_t)alignof(struct weft_chan) - 1)
+
+static weft_chan *chan_handle(struct weft_chan *ch) {
+    uint32_t inc = atomic_load_explicit(&ch->incarnation, memory_order_relaxed);
+    return (weft_chan *)((uintptr_t)ch | (inc & CHAN_TAG_MASK));
+}
+
+/* The channel a handle names (checked already, by chan_ok). */
+static struct weft_chan *chan_of(weft_chan *h) {
+    return (struct weft_chan *)((uintptr_t)h & ~CHAN_TAG_MASK);
+}
+
+/* The channel, if h names a live one; NULL if h is NULL, destroyed, or
+ * names an earlier channel of the same memory. */
+static struct weft_chan *chan_ok(weft_chan *h) {
+    struct weft_chan *ch = chan_of(h);
+    if (!ch || atomic_load_explicit(&ch->magic, memory_order_relaxed) != CHAN_MAGIC)
+        return NULL;
+    uint32_t inc = atomic_load_explicit(&ch->incarnation, memory_order_relaxed);
+    return ((uintptr_t)h & CHAN_TAG_MASK) == (inc & CHAN_TAG_MASK) ? ch : NULL;
 }
 
 int weft_chan_create(weft_chan **out, size_t elem_size, size_t capacity) {
@@ -92,7 +127,6 @@ int weft_chan_create(weft_chan **out, size_t elem_size, size_t capacity) {
     struct weft_chan *ch = chan_alloc();
     if (!ch)
         return -ENOMEM;
-    memset(ch, 0, sizeof *ch);
     if (capacity) {
         ch->ring = malloc(capacity * elem_size);
         if (!ch->ring) {
@@ -102,8 +136,8 @@ int weft_chan_create(weft_chan **out, size_t elem_size, size_t capacity) {
     }
     ch->elem_size = elem_size;
     ch->cap = capacity;
-    ch->magic = CHAN_MAGIC;
-    *out = ch;
+    atomic_store_explicit(&ch->magic, CHAN_MAGIC, memory_order_relaxed);
+    *out = chan_handle(ch);
     return 0;
 }
 
@@ -317,7 +351,7 @@ static size_t random_start(size_t n) {
 static size_t try_each(const weft_chan_case *cases, size_t n, size_t start, int *rc) {
     for (size_t k = 0; k < n; k++) {
         size_t i = (start + k) % n;
-        struct weft_chan *ch = cases[i].chan;
+        struct weft_chan *ch = chan_of(cases[i].chan);
         struct weft_wait_node *done;
         weft__spin_lock(&ch->lock);
         *rc = op_locked(ch, cases[i].op, cases[i].elem, &done);
@@ -339,7 +373,7 @@ static int by_address(const void *a, const void *b) {
 /* The distinct channels of cases, sorted by address (the lock order). */
 static void lock_order(const weft_chan_case *cases, size_t n, struct select_scratch *s) {
     for (size_t i = 0; i < n; i++)
-        s->locks[i] = cases[i].chan;
+        s->locks[i] = chan_of(cases[i].chan);
     qsort(s->locks, n, sizeof *s->locks, by_address);
     s->nlocks = 0;
     for (size_t i = 0; i < n; i++) {
@@ -367,7 +401,7 @@ static void queue_cases(const weft_chan_case *cases, size_t n, struct weft_selec
         node->data = cases[i].elem;
         node->select = sel;
         node->case_index = i;
-        weft__queue_push(queue_of(cases[i].chan, cases[i].op), node);
+        weft__queue_push(queue_of(chan_of(cases[i].chan), cases[i].op), node);
     }
 }
 
@@ -376,7 +410,7 @@ static void queue_cases(const weft_chan_case *cases, size_t n, struct weft_selec
 static void unqueue_cases(const weft_chan_case *cases, size_t n,
                           struct weft_wait_node *nodes) {
     for (size_t i = 0; i < n; i++) {
-        struct weft_chan *ch = cases[i].chan;
+        struct weft_chan *ch = chan_of(cases[i].chan);
         weft__spin_lock(&ch->lock);
         if (nodes[i].queued)
             weft__queue_remove(queue_of(ch, cases[i].op), &nodes[i]);
@@ -396,7 +430,7 @@ static size_t wait_cases(const weft_chan_case *cases, size_t n, size_t start,
     for (size_t k = 0; k < n; k++) {
         size_t i = (start + k) % n;
         struct weft_wait_node *done;
-        *rc = op_locked(cases[i].chan, cases[i].op, cases[i].elem, &done);
+        *rc = op_locked(chan_of(cases[i].chan), cases[i].op, cases[i].elem, &done);
         if (*rc != -EAGAIN) {
             unlock_all(s);
             if (sel.waiter.fiber)
@@ -493,7 +527,7 @@ int weft_chan_destroy(weft_chan *chan) {
     weft__spin_lock(&ch->lock);
     bool busy = !weft__queue_empty(&ch->senders) || !weft__queue_empty(&ch->receivers);
     if (!busy)
-        ch->magic = 0;
+        atomic_store_explicit(&ch->magic, 0, memory_order_relaxed);
     weft__spin_unlock(&ch->lock);
     if (busy)
         return -EBUSY;

@@ -45,6 +45,7 @@
  * live handle is safe) until weft_group_destroy detaches them.
  */
 #include <errno.h>
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,8 +94,13 @@ struct group_rec {
  */
 struct weft_group {
     /* -- Immutable after create (magic cleared by destroy). -- */
-    /* Atomic, relaxed: a misuse check, as the runtime's magic. */
-    _Atomic uint64_t magic;
+    /* Atomic, relaxed: a misuse check, as the runtime's magic. Aligned:
+     * the handle's low bits carry the incarnation's. */
+    alignas(WEFT_CACHELINE) _Atomic uint64_t magic;
+    /* Groups this memory has held (recycle.h), kept across reuse; its low
+     * bits are in the handle, as a task's (H1 in fiber.h): a handle kept
+     * past destroy names that group, not a newer one in the same memory. */
+    _Atomic uint32_t incarnation;
     weft_runtime *rt;
     uint64_t rt_incarnation;         /* rt's, at create */
 
@@ -113,11 +119,16 @@ struct weft_group {
 /* Destroyed groups are kept for reuse (recycle.h). */
 static struct weft_recycler group_pool = WEFT_RECYCLER_INIT(struct weft_group, next_free);
 
-static struct weft_group *group_ok(const weft_group *cg) {
-    struct weft_group *g = (struct weft_group *)cg;
+#define GROUP_TAG_MASK ((uintptr_t)alignof(struct weft_group) - 1)
+
+/* The group, if the handle names a live one; NULL if it is NULL,
+ * destroyed, or names an earlier group of the same memory. */
+static struct weft_group *group_ok(const weft_group *h) {
+    struct weft_group *g = (struct weft_group *)((uintptr_t)h & ~GROUP_TAG_MASK);
     if (!g || atomic_load_explicit(&g->magic, memory_order_relaxed) != GROUP_MAGIC)
         return NULL;
-    return g;
+    uint32_t inc = atomic_load_explicit(&g->incarnation, memory_order_relaxed);
+    return ((uintptr_t)h & GROUP_TAG_MASK) == (inc & GROUP_TAG_MASK) ? g : NULL;
 }
 
 static bool finished(struct weft_group *g) {
@@ -241,10 +252,13 @@ int weft_group_create(weft_group **out, weft_runtime *rt) {
     if (!weft__runtime_sched(rt))
         return -EINVAL;
     struct weft_group *g = weft__recycler_get(&group_pool);
+    uint32_t inc = 0;
     if (g)
-        memset(g, 0, sizeof *g);
-    else if (!(g = calloc(1, sizeof *g)))
+        inc = atomic_load_explicit(&g->incarnation, memory_order_relaxed);
+    else if (!(g = aligned_alloc(alignof(struct weft_group), sizeof *g)))
         return -ENOMEM;
+    memset(g, 0, sizeof *g);
+    atomic_init(&g->incarnation, inc + 1);
     g->rt = rt;
     g->rt_incarnation = rt->incarnation;
     atomic_init(&g->pending, 1); /* the open reference */
@@ -256,7 +270,7 @@ int weft_group_create(weft_group **out, weft_runtime *rt) {
     for (int k = 0; k < SEGMENTS; k++)
         atomic_init(&g->segs[k], NULL);
     atomic_store_explicit(&g->magic, GROUP_MAGIC, memory_order_relaxed);
-    *out = g;
+    *out = (weft_group *)((uintptr_t)g | (inc + 1) % (GROUP_TAG_MASK + 1));
     return 0;
 }
 

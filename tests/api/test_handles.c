@@ -8,7 +8,8 @@
  * these tests crash (or ASan reports a use after free), and the crash
  * should not hide the results of the other api tests. Nothing is created
  * between consuming a handle (or runtime) and reusing it, so the stale
- * pointer cannot name a newer object.
+ * pointer cannot name a newer object; except in the tests of recycled
+ * memory, which create one on purpose.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -192,6 +193,49 @@ static void test_stale_handle_of_recycled_block_einval(void **state) {
     check_still_works(rt);
 }
 
+/* The same for channels and groups, whose memory is reused by the next
+ * create (often this one's): a handle kept past destroy is -EINVAL, and
+ * neither reaches nor destroys the newer object. */
+static void test_stale_channel_handle_einval(void **state) {
+    (void)state;
+    int stale_accepted = 0;
+    for (int i = 0; i < 200; i++) {
+        weft_chan *old, *young;
+        assert_int_equal(weft_chan_create(&old, sizeof(int), 1), 0);
+        assert_int_equal(weft_chan_destroy(old), 0);
+        assert_int_equal(weft_chan_create(&young, sizeof(int), 1), 0);
+        int v = 7;
+        if (weft_chan_try_send(old, &v) != -EINVAL || weft_chan_close(old) != -EINVAL ||
+            weft_chan_destroy(old) != -EINVAL)
+            stale_accepted++;
+        assert_int_equal(weft_chan_try_send(young, &v), 0);
+        v = 0;
+        assert_int_equal(weft_chan_try_recv(young, &v), 0);
+        assert_int_equal(v, 7);
+        assert_int_equal(weft_chan_destroy(young), 0);
+    }
+    assert_int_equal(stale_accepted, 0);
+}
+
+static void test_stale_group_handle_einval(void **state) {
+    weft_runtime *rt = *state;
+    int stale_accepted = 0;
+    for (int i = 0; i < 200; i++) {
+        weft_group *old, *young;
+        assert_int_equal(weft_group_create(&old, rt), 0);
+        assert_int_equal(weft_group_wait(old), 0);
+        assert_int_equal(weft_group_destroy(old), 0);
+        assert_int_equal(weft_group_create(&young, rt), 0);
+        size_t n = 1;
+        if (weft_group_size(old, &n) != -EINVAL || weft_group_destroy(old) != -EINVAL)
+            stale_accepted++;
+        assert_int_equal(weft_group_size(young, &n), 0);
+        assert_int_equal(weft_group_wait(young), 0);
+        assert_int_equal(weft_group_destroy(young), 0);
+    }
+    assert_int_equal(stale_accepted, 0);
+}
+
 #define RT_TEST(f) cmocka_unit_test_setup_teardown(f, setup_rt, teardown_rt)
 
 int main(void) {
@@ -203,6 +247,8 @@ int main(void) {
         RT_TEST(test_timed_calls_on_dead_handle_einval),
         RT_TEST(test_gather_dead_entry_consumes_nothing),
         RT_TEST(test_stale_handle_of_recycled_block_einval),
+        cmocka_unit_test(test_stale_channel_handle_einval),
+        RT_TEST(test_stale_group_handle_einval),
         cmocka_unit_test(test_destroy_twice_einval),
     };
     return cmocka_run_group_tests_name("api.handles", tests, NULL, NULL);
