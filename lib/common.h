@@ -13,6 +13,10 @@
 #define WEFT_CACHELINE 64
 
 #define WEFT_LIKELY(x) __builtin_expect(!!(x), 1)
+/* Whether p, a pointer a caller handed in, is non-NULL and aligned for
+ * type: checked before any member is read (a misaligned access is
+ * undefined behaviour, whatever the magic number says). */
+#define WEFT_PTR_OK(p, type) ((p) != NULL && (uintptr_t)(p) % _Alignof(type) == 0)
 #define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define WEFT_NOINLINE __attribute__((noinline))
 /* Thread-locals the hot paths read: initial-exec, so that the shared

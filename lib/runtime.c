@@ -55,7 +55,8 @@ static void runtime_retire(struct weft_runtime *rt) {
 }
 
 struct weft_sched *weft__runtime_sched(weft_runtime *rt) {
-    if (!rt || atomic_load_explicit(&rt->magic, memory_order_relaxed) != WEFT_RUNTIME_MAGIC)
+    if (!WEFT_PTR_OK(rt, struct weft_runtime) ||
+        atomic_load_explicit(&rt->magic, memory_order_relaxed) != WEFT_RUNTIME_MAGIC)
         return NULL;
     return &rt->sched;
 }
@@ -174,8 +175,9 @@ int weft_runtime_destroy(weft_runtime *rt) {
 }
 
 int weft_runtime_workers(const weft_runtime *rt) {
-    if (!rt || atomic_load_explicit(&((struct weft_runtime *)rt)->magic,
-                                    memory_order_relaxed) != WEFT_RUNTIME_MAGIC)
+    if (!WEFT_PTR_OK(rt, struct weft_runtime) ||
+        atomic_load_explicit(&((struct weft_runtime *)rt)->magic, memory_order_relaxed) !=
+            WEFT_RUNTIME_MAGIC)
         return -EINVAL;
     return (int)rt->sched.nworkers;
 }

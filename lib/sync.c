@@ -281,11 +281,11 @@ enum { MUTEX_RETRY = 0, MUTEX_HANDED = 1 };
 
 static struct mutex_impl *mutex_of(weft_mutex *m) {
     struct mutex_impl *mi = (struct mutex_impl *)(void *)m;
-    return mi && mi->magic == MUTEX_MAGIC ? mi : NULL;
+    return WEFT_PTR_OK(m, weft_mutex) && mi->magic == MUTEX_MAGIC ? mi : NULL;
 }
 
 int weft_mutex_init(weft_mutex *m) {
-    if (!m)
+    if (!WEFT_PTR_OK(m, weft_mutex))
         return -EINVAL;
     memset(m, 0, sizeof *m);
     struct mutex_impl *mi = (struct mutex_impl *)(void *)m;
@@ -515,11 +515,11 @@ static_assert(alignof(struct cond_impl) <= alignof(weft_cond),
 
 static struct cond_impl *cond_of(weft_cond *c) {
     struct cond_impl *ci = (struct cond_impl *)(void *)c;
-    return ci && ci->magic == COND_MAGIC ? ci : NULL;
+    return WEFT_PTR_OK(c, weft_cond) && ci->magic == COND_MAGIC ? ci : NULL;
 }
 
 int weft_cond_init(weft_cond *c) {
-    if (!c)
+    if (!WEFT_PTR_OK(c, weft_cond))
         return -EINVAL;
     memset(c, 0, sizeof *c);
     ((struct cond_impl *)(void *)c)->magic = COND_MAGIC;
@@ -620,11 +620,11 @@ static_assert(alignof(struct sem_impl) <= alignof(weft_sem),
 
 static struct sem_impl *sem_of(weft_sem *s) {
     struct sem_impl *si = (struct sem_impl *)(void *)s;
-    return si && si->magic == SEM_MAGIC ? si : NULL;
+    return WEFT_PTR_OK(s, weft_sem) && si->magic == SEM_MAGIC ? si : NULL;
 }
 
 int weft_sem_init(weft_sem *s, unsigned count) {
-    if (!s)
+    if (!WEFT_PTR_OK(s, weft_sem))
         return -EINVAL;
     memset(s, 0, sizeof *s);
     struct sem_impl *si = (struct sem_impl *)(void *)s;
@@ -725,11 +725,11 @@ static_assert(alignof(struct wg_impl) <= alignof(weft_wg),
 
 static struct wg_impl *wg_of(weft_wg *wg) {
     struct wg_impl *wi = (struct wg_impl *)(void *)wg;
-    return wi && wi->magic == WG_MAGIC ? wi : NULL;
+    return WEFT_PTR_OK(wg, weft_wg) && wi->magic == WG_MAGIC ? wi : NULL;
 }
 
 int weft_wg_init(weft_wg *wg) {
-    if (!wg)
+    if (!WEFT_PTR_OK(wg, weft_wg))
         return -EINVAL;
     memset(wg, 0, sizeof *wg);
     ((struct wg_impl *)(void *)wg)->magic = WG_MAGIC;

@@ -202,6 +202,39 @@ static void test_null_runtime_args(void **state) {
     assert_int_equal(weft_runtime_destroy(rt), 0);
 }
 
+/* A pointer that is not a runtime's, even a misaligned one, is refused
+ * before anything is read through it (under UBSan, a misaligned read
+ * would stop the test); so are misaligned synchronisation objects. */
+static void test_misaligned_pointers_einval(void **state) {
+    (void)state;
+    weft_runtime *rt = wt_runtime_new(1);
+    assert_non_null(rt);
+    weft_runtime *bad = (weft_runtime *)((char *)rt + 1);
+    assert_int_equal(weft_runtime_workers(bad), -EINVAL);
+    assert_int_equal(weft_run(bad, return_arg, NULL, NULL), -EINVAL);
+    weft_task *t = NULL;
+    assert_int_equal(weft_spawn(bad, return_arg, NULL, &t), -EINVAL);
+    assert_int_equal(weft_runtime_destroy(bad), -EINVAL);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+
+    static union {
+        weft_mutex m;
+        weft_cond c;
+        weft_sem s;
+        weft_wg wg;
+        char bytes[256];
+    } storage;
+    void *odd = storage.bytes + 1;
+    assert_int_equal(weft_mutex_init(odd), -EINVAL);
+    assert_int_equal(weft_mutex_lock(odd), -EINVAL);
+    assert_int_equal(weft_cond_init(odd), -EINVAL);
+    assert_int_equal(weft_cond_signal(odd), -EINVAL);
+    assert_int_equal(weft_sem_init(odd, 1), -EINVAL);
+    assert_int_equal(weft_sem_release(odd), -EINVAL);
+    assert_int_equal(weft_wg_init(odd), -EINVAL);
+    assert_int_equal(weft_wg_done(odd), -EINVAL);
+}
+
 /* ---- From inside fibers ------------------------------------------------ */
 
 struct inside {
@@ -473,6 +506,7 @@ int main(void) {
         cmocka_unit_test(test_stack_size_bounds_accepted),
         cmocka_unit_test(test_large_stack_usable),
         cmocka_unit_test(test_null_runtime_args),
+        cmocka_unit_test(test_misaligned_pointers_einval),
         cmocka_unit_test(test_destroy_and_run_from_own_fiber_edeadlk),
         cmocka_unit_test(test_nested_runtimes),
         cmocka_unit_test(test_destroy_waits_for_detached),
