@@ -144,7 +144,16 @@ static int take_result(struct weft_fiber *f, void **result) {
     return err;
 }
 
+/* Consume a finished task's handle, unless another caller did first: two
+ * callers consuming one handle at once (misuse: both saw it finished) get
+ * one result and one -EINVAL, not a reference dropped twice. relaxed: an
+ * exclusion; F1 orders the result. */
 static int consume(struct weft_fiber *f, void **result) {
+    if (atomic_exchange_explicit(&f->handle_live, 0, memory_order_relaxed) != 1) {
+        if (result)
+            *result = NULL;
+        return -EINVAL;
+    }
     int err = take_result(f, result);
     weft__fiber_unref(f, local_cache(f->sched));
     return err;
@@ -459,17 +468,17 @@ static int64_t register_all(weft_task *const *ts, size_t n, struct weft_waiter *
     return registered;
 }
 
-/* ts[i] was consumed at an earlier entry: its result is there. */
-static void copy_earlier_result(weft_task *const *ts, size_t i, void **results) {
-    if (!results)
-        return;
-    results[i] = NULL;
+/* If ts[i] is listed at an earlier entry too, its result is there: copy
+ * it, and say so. */
+static bool copy_earlier_result(weft_task *const *ts, size_t i, void **results) {
     for (size_t j = 0; j < i; j++) {
         if (ts[j] == ts[i]) {
-            results[i] = results[j];
-            return;
+            if (results)
+                results[i] = results[j];
+            return true;
         }
     }
+    return false;
 }
 
 /* Inline-join ts[from], ts[from + step], ... up to (not including) ts[to],
@@ -486,6 +495,27 @@ static size_t inline_run(struct weft_fiber *self, weft_task *const *ts, size_t f
         weft__fiber_unref(f, local_cache(self->sched)); /* its run reference */
     }
     return i;
+}
+
+/* Another awaiter took one of the tasks between check_tasks and
+ * register_all (misuse, and a race): the handle is that awaiter's to
+ * consume. Take our registrations back, wait for the signals already on
+ * their way (finishers that took wt before we could), and consume
+ * nothing: -EBUSY, as check_tasks would have said a moment earlier. */
+static int gather_withdraw(weft_task *const *ts, size_t n, struct weft_waiter *wt,
+                           int64_t unregistered) {
+    int64_t withdrawn = 0;
+    for (size_t i = 0; i < n; i++)
+        withdrawn += withdraw(fiber_of(ts[i]), wt); /* a second entry fails: NONE */
+    int64_t drop = unregistered + withdrawn + 1; /* + 1: ours, as in weft_gather */
+    /* acq_rel: as in weft_gather. */
+    if (atomic_fetch_sub_explicit(&wt->pending, drop, memory_order_acq_rel) == drop) {
+        if (wt->fiber)
+            weft__wait_abort(wt->fiber);
+    } else {
+        weft__waiter_block(wt, WEFT_FOREVER);
+    }
+    return -EBUSY;
 }
 
 int weft_gather(weft_task *const *ts, size_t n, void **results) {
@@ -509,6 +539,8 @@ int weft_gather(weft_task *const *ts, size_t n, void **results) {
     atomic_store_explicit(&wt.pending, (int64_t)n + 1, memory_order_relaxed);
     int64_t unregistered =
         (int64_t)n - register_all(ts, n, &wt, &saw_done, &busy, NULL);
+    if (busy)
+        return gather_withdraw(ts, n, &wt, unregistered);
     const struct weft_forward fw = {ts, n};
     forward_begin(self, &fw);
     /* acq_rel: drop our count and the registrations that did not happen;
@@ -521,23 +553,17 @@ int weft_gather(weft_task *const *ts, size_t n, void **results) {
         weft__waiter_block(&wt, WEFT_FOREVER);
     }
     forward_end(self);
-    /* A task another awaiter took after check_tasks (misuse, and a race):
-     * its finish does not count for us; poll for it, gently. */
-    for (size_t i = 0; busy && i < n; i++)
-        while (!finished(fiber_of(ts[i])))
-            weft_sleep(WEFT_MSEC);
     int first_err = 0;
     for (size_t i = 0; i < n; i++) {
-        struct weft_fiber *f = fiber_of(ts[i]);
-        /* relaxed: we consume these handles, on this thread; one already
-         * dead here is listed twice, consumed at its first entry. (Asking
-         * register_all instead missed a task that finished before it: the
-         * task's block was then recycled twice.) */
-        if (atomic_load_explicit(&f->handle_live, memory_order_relaxed) == 0) {
-            copy_earlier_result(ts, i, results);
-            continue;
-        }
-        int err = consume(f, results ? &results[i] : NULL);
+        void **result = results ? &results[i] : NULL;
+        int err = consume(fiber_of(ts[i]), result);
+        /* Consumed already: listed twice, at an earlier entry (asking
+         * register_all instead missed a task that finished before it);
+         * or, misuse, by another caller that saw it finished too. */
+        if (err == -EINVAL && !copy_earlier_result(ts, i, results))
+            err = -EBUSY;
+        else if (err == -EINVAL)
+            err = 0;
         if (err && !first_err)
             first_err = err;
     }

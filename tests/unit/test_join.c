@@ -228,6 +228,64 @@ static void test_cancelled_joiner_never_runs_unstarted_child(void **state) {
     assert_int_equal(atomic_load(&failures), 0);
 }
 
+/* ---- A gather racing another awaiter: the task is consumed once ------ */
+
+/* A plain thread joins t while a fiber gathers {u, t}; t is consumed
+ * exactly once. Whichever comes second gets -EBUSY (or -EINVAL, the
+ * handle consumed) and not t (a gather that finds t taken
+ * between its check and its registration withdraws, u included). Run
+ * many times: the window is narrow. */
+static weft_task *race_t, *race_u;
+static atomic_int race_go;
+static int race_gather_rc;
+
+static void *one_ms(void *arg) {
+    weft_sleep(WEFT_MSEC);
+    return arg;
+}
+
+static void *race_gather(void *arg) {
+    (void)arg;
+    atomic_store(&race_go, 1);
+    weft_task *ts[2] = {race_u, race_t};
+    race_gather_rc = weft_gather(ts, 2, NULL);
+    return NULL;
+}
+
+static void test_gather_racing_a_join_consumes_once(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(2);
+    int gather_won = 0, join_won = 0;
+    for (int i = 0; i < 2000; i++) {
+        assert_int_equal(weft_spawn(rt, one_ms, (void *)1, &race_t), 0);
+        assert_int_equal(weft_spawn(rt, one_ms, (void *)2, &race_u), 0);
+        atomic_store(&race_go, 0);
+        weft_task *g;
+        assert_int_equal(weft_spawn(rt, race_gather, NULL, &g), 0);
+        while (!atomic_load(&race_go)) {
+        }
+        for (volatile int spin = 0; spin < i % 64; spin++) {
+        }
+        int jrc = weft_join(race_t, NULL);
+        assert_int_equal(weft_join(g, NULL), 0);
+        if (race_gather_rc == 0) {
+            /* Busy while the gather waited, dead once it had consumed. */
+            assert_true(jrc == -EBUSY || jrc == -EINVAL);
+            gather_won++;
+        } else {
+            assert_int_equal(race_gather_rc, -EBUSY);
+            assert_int_equal(jrc, 0);
+            /* Withdrawn before it waited: u not consumed; or both saw t
+             * finished and the join consumed it first: u consumed. */
+            int urc = weft_join(race_u, NULL);
+            assert_true(urc == 0 || urc == -EINVAL);
+            join_won++;
+        }
+    }
+    assert_int_equal(gather_won + join_won, 2000);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+}
+
 /* ---- One awaiter at a time ------------------------------------------ */
 
 static void *nap(void *arg) {
@@ -269,6 +327,7 @@ int main(void) {
         cmocka_unit_test(test_gather_with_duplicate_entry),
         cmocka_unit_test(test_gather_with_duplicate_of_finished_task),
         cmocka_unit_test(test_second_awaiter_gets_ebusy),
+        cmocka_unit_test(test_gather_racing_a_join_consumes_once),
         cmocka_unit_test(test_inline_task_counts_as_awaited),
         cmocka_unit_test(test_cancelled_joiner_never_runs_unstarted_child),
     };
