@@ -101,7 +101,10 @@ static int woke_at[8];
 static void *sleep_slot(void *arg) {
     int i = (int)(intptr_t)arg;
     uint64_t start = weft_now();
-    uint64_t ns = (uint64_t)(i + 1) * 25 * WEFT_MSEC;
+    /* 100 ms apart: a woken fiber whose worker stalls for longer (a
+     * loaded machine) would record its wake after the next one's. 25 ms
+     * was not enough under a load average of 5. */
+    uint64_t ns = (uint64_t)(i + 1) * 100 * WEFT_MSEC;
     CHECK(weft_sleep(ns) == 0);
     CHECK(weft_now() - start >= ns);
     woke_at[i] = atomic_fetch_add(&wake_seq, 1);
