@@ -954,8 +954,7 @@ static void *chan_cancelled_first(void *arg) {
 static void test_chan_cancel_sticky(void **state) {
     weft_runtime *rt = *state;
     weft_chan *ch = new_chan(sizeof(uint32_t), 1);
-    weft_task *t = spawn(rt, chan_cancelled_first, ch);
-    settle();
+    weft_task *t = spawn_running(rt, chan_cancelled_first, ch);
     assert_int_equal(weft_cancel(t), 0);
     join_task(t);
     uint32_t v = 0;

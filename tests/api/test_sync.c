@@ -1540,8 +1540,7 @@ static void test_sem_cancel(void **state) {
 
     weft_sem s;
     assert_int_equal(weft_sem_init(&s, 2), 0);
-    weft_task *t = spawn(rt, sem_cancelled_first, &s);
-    settle();
+    weft_task *t = spawn_running(rt, sem_cancelled_first, &s);
     assert_int_equal(weft_cancel(t), 0);
     join_task(t);
     assert_int_equal(weft_sem_try_acquire(&s), 0);

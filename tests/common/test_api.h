@@ -61,8 +61,12 @@ static inline bool poll_ge(atomic_int *v, int target) {
     return wt_wait_atomic_ge(v, target, POLL);
 }
 
+/* Fibers that have entered yield_until_cancelled() (spawn_running). */
+static atomic_int yielders_started;
+
 /* Fiber: yields until this fiber has been cancelled (bounded). */
 static inline bool yield_until_cancelled(void) {
+    atomic_fetch_add(&yielders_started, 1);
     uint64_t deadline = wt_clock_ns() + POLL;
     while (!weft_cancelled()) {
         if (wt_clock_ns() > deadline) {
@@ -72,6 +76,18 @@ static inline bool yield_until_cancelled(void) {
         weft_yield();
     }
     return true;
+}
+
+/* Main thread: spawn fn, which starts with yield_until_cancelled(), and
+ * return once it runs: a cancel then finds it started. (A fixed pause
+ * instead was not always enough on a loaded machine, and a task
+ * cancelled before it starts never runs: its join is -ECANCELED.) */
+static inline weft_task *spawn_running(weft_runtime *rt, weft_fn fn, void *arg) {
+    int before = atomic_load(&yielders_started);
+    weft_task *t = NULL;
+    assert_int_equal(weft_spawn(rt, fn, arg, &t), 0);
+    assert_true(poll_ge(&yielders_started, before + 1));
+    return t;
 }
 
 /* Records elapsed < lower bound as a failure showing both values. */
