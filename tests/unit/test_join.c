@@ -252,11 +252,19 @@ static void *race_gather(void *arg) {
     return NULL;
 }
 
+/* Fewer under TSan, whose thread state for each started fiber costs a
+ * 768 KiB memset (2000 rounds took 8 s of the 30 s unit timeout). */
+#if defined(__SANITIZE_THREAD__)
+#define RACE_ROUNDS 500
+#else
+#define RACE_ROUNDS 2000
+#endif
+
 static void test_gather_racing_a_join_consumes_once(void **state) {
     (void)state;
     weft_runtime *rt = make_rt(2);
     int gather_won = 0, join_won = 0;
-    for (int i = 0; i < 2000; i++) {
+    for (int i = 0; i < RACE_ROUNDS; i++) {
         assert_int_equal(weft_spawn(rt, one_ms, (void *)1, &race_t), 0);
         assert_int_equal(weft_spawn(rt, one_ms, (void *)2, &race_u), 0);
         atomic_store(&race_go, 0);
@@ -273,16 +281,18 @@ static void test_gather_racing_a_join_consumes_once(void **state) {
             assert_true(jrc == -EBUSY || jrc == -EINVAL);
             gather_won++;
         } else {
-            assert_int_equal(race_gather_rc, -EBUSY);
+            /* -EINVAL: the join had consumed t before the gather looked. */
+            assert_true(race_gather_rc == -EBUSY || race_gather_rc == -EINVAL);
             assert_int_equal(jrc, 0);
-            /* Withdrawn before it waited: u not consumed; or both saw t
-             * finished and the join consumed it first: u consumed. */
+            /* Withdrawn before it waited, or never started: u not
+             * consumed; or both saw t finished and the join consumed it
+             * first: u consumed. */
             int urc = weft_join(race_u, NULL);
             assert_true(urc == 0 || urc == -EINVAL);
             join_won++;
         }
     }
-    assert_int_equal(gather_won + join_won, 2000);
+    assert_int_equal(gather_won + join_won, RACE_ROUNDS);
     assert_int_equal(weft_runtime_destroy(rt), 0);
 }
 
