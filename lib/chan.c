@@ -38,6 +38,7 @@
  *   C3  a select node stays valid while it is queued: its owner takes
  *       each channel's lock to remove it before returning.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdalign.h>
 #include <stdlib.h>
@@ -52,13 +53,11 @@
 #define CHAN_MAX_CAP ((size_t)1 << 24)
 
 struct weft_chan {
-    /* CHAN_MAGIC while created, 0 once destroyed. Atomic, relaxed: a
-     * misuse check that may read a channel being destroyed or reused. */
+    /* CHAN_MAGIC while created, 0 once destroyed. Atomic: a misuse check
+     * that may read a channel being destroyed or reused. */
     _Atomic uint32_t magic;
-    /* Channels this memory has held (recycle.h); its low bits are in the
-     * handle, as a task's (H1 in fiber.h): a handle kept past destroy
-     * names that channel, not a newer one in the same memory. Kept across
-     * reuse; atomic for the same reason as magic. */
+    /* Channels this memory has held (recycle.h): the handle's tag
+     * (common.h). Kept across reuse; atomic for the same reason. */
     _Atomic uint32_t incarnation;
     /* On a line of its own: lockers spinning on it do not pull the
      * channel's state away from the holder in mid-section. */
@@ -75,16 +74,13 @@ struct weft_chan {
 /* Destroyed channels are kept for reuse (recycle.h). */
 static struct weft_recycler chan_pool = WEFT_RECYCLER_INIT(struct weft_chan, next_free);
 
-/* A zeroed channel, its incarnation one past the memory's last. */
+/* A zeroed channel, its incarnation one past the memory's last, its
+ * magic still 0. */
 static struct weft_chan *chan_alloc(void) {
-    struct weft_chan *ch = weft__recycler_get(&chan_pool);
-    uint32_t inc = 0;
+    struct weft_chan *ch = weft__recycler_take(&chan_pool, sizeof *ch, alignof(struct weft_chan),
+                                               offsetof(struct weft_chan, lock));
     if (ch)
-        inc = atomic_load_explicit(&ch->incarnation, memory_order_relaxed);
-    else if (!(ch = aligned_alloc(alignof(struct weft_chan), sizeof *ch)))
-        return NULL;
-    memset(ch, 0, sizeof *ch);
-    atomic_store_explicit(&ch->incarnation, inc + 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ch->incarnation, 1, memory_order_relaxed);
     return ch;
 }
 
@@ -94,28 +90,22 @@ static void chan_free(struct weft_chan *ch) { weft__recycler_put(&chan_pool, ch)
 #define SELECT_OPEN 0u
 #define SELECT_ABANDONED UINT32_MAX
 
-/* A handle: the channel's address, 64-byte aligned, with the low bits of
- * its incarnation in the alignment bits. */
-#define CHAN_TAG_MASK ((uintptr_t)alignof(struct weft_chan) - 1)
-
-static weft_chan *chan_handle(struct weft_chan *ch) {
-    uint32_t inc = atomic_load_explicit(&ch->incarnation, memory_order_relaxed);
-    return (weft_chan *)((uintptr_t)ch | (inc & CHAN_TAG_MASK));
-}
+static_assert(alignof(struct weft_chan) >= WEFT_CACHELINE, "a tagged handle needs the bits");
 
 /* The channel a handle names (checked already, by chan_ok). */
-static struct weft_chan *chan_of(weft_chan *h) {
-    return (struct weft_chan *)((uintptr_t)h & ~CHAN_TAG_MASK);
-}
+static struct weft_chan *chan_of(weft_chan *h) { return weft__handle_object(h); }
 
 /* The channel, if h names a live one; NULL if h is NULL, destroyed, or
  * names an earlier channel of the same memory. */
 static struct weft_chan *chan_ok(weft_chan *h) {
     struct weft_chan *ch = chan_of(h);
-    if (!ch || atomic_load_explicit(&ch->magic, memory_order_relaxed) != CHAN_MAGIC)
+    /* acquire: pairs with create's release, so the incarnation read next
+     * is the one that magic belongs to. */
+    if (!ch || atomic_load_explicit(&ch->magic, memory_order_acquire) != CHAN_MAGIC)
         return NULL;
-    uint32_t inc = atomic_load_explicit(&ch->incarnation, memory_order_relaxed);
-    return ((uintptr_t)h & CHAN_TAG_MASK) == (inc & CHAN_TAG_MASK) ? ch : NULL;
+    return weft__handle_names(h, atomic_load_explicit(&ch->incarnation, memory_order_relaxed))
+               ? ch
+               : NULL;
 }
 
 int weft_chan_create(weft_chan **out, size_t elem_size, size_t capacity) {
@@ -136,8 +126,9 @@ int weft_chan_create(weft_chan **out, size_t elem_size, size_t capacity) {
     }
     ch->elem_size = elem_size;
     ch->cap = capacity;
-    atomic_store_explicit(&ch->magic, CHAN_MAGIC, memory_order_relaxed);
-    *out = chan_handle(ch);
+    /* release: see chan_ok. */
+    atomic_store_explicit(&ch->magic, CHAN_MAGIC, memory_order_release);
+    *out = weft__handle_tag(ch, atomic_load_explicit(&ch->incarnation, memory_order_relaxed));
     return 0;
 }
 

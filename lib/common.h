@@ -18,6 +18,30 @@
  * undefined behaviour, whatever the magic number says). */
 #define WEFT_PTR_OK(p, type) ((p) != NULL && (uintptr_t)(p) % _Alignof(type) == 0)
 #define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/*
+ * Tagged handles (tasks, channels, groups): an object's address,
+ * WEFT_CACHELINE aligned, with the low bits of its incarnation (how many
+ * objects its memory has held) in the alignment bits. A handle kept past
+ * its object's end names that object, not a newer one in the same memory,
+ * so using it is -EINVAL; unless a multiple of WEFT_CACHELINE objects came
+ * between (a check, not a guarantee).
+ */
+#define WEFT_HANDLE_TAG_MASK ((uintptr_t)WEFT_CACHELINE - 1)
+
+static inline void *weft__handle_tag(const void *obj, uint32_t incarnation) {
+    return (void *)((uintptr_t)obj | (incarnation & WEFT_HANDLE_TAG_MASK));
+}
+
+static inline void *weft__handle_object(const void *handle) {
+    return (void *)((uintptr_t)handle & ~WEFT_HANDLE_TAG_MASK);
+}
+
+/* Whether handle's tag is incarnation's. */
+static inline int weft__handle_names(const void *handle, uint32_t incarnation) {
+    return ((uintptr_t)handle & WEFT_HANDLE_TAG_MASK) ==
+           (incarnation & WEFT_HANDLE_TAG_MASK);
+}
 #define WEFT_NOINLINE __attribute__((noinline))
 /* Thread-locals the hot paths read: initial-exec, so that the shared
  * library reads them at a fixed offset from the thread pointer instead of

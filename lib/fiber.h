@@ -219,22 +219,17 @@ static inline bool weft__fiber_valid(const struct weft_fiber *f) {
 }
 
 /*
- * H1: a task handle is its control block's address (WEFT_CACHELINE
- * aligned) with the low bits of the block's incarnation in the alignment
- * bits. A handle kept past its task's end names that task, not a newer
- * one the block holds by the time it is used, so using it is -EINVAL, not
- * a join of somebody else's task; unless a multiple of WEFT_CACHELINE
- * tasks came between (a check, not a guarantee).
+ * H1: a task handle is a tagged handle (common.h) of its control block:
+ * a handle kept past its task's end names that task, not a newer one the
+ * block holds by the time it is used, so using it is -EINVAL, not a join
+ * of somebody else's task.
  */
-#define WEFT_HANDLE_GEN_MASK ((uintptr_t)WEFT_CACHELINE - 1)
-
 static inline weft_task *weft__fiber_handle(struct weft_fiber *f) {
-    uint32_t inc = atomic_load_explicit(&f->incarnation, memory_order_relaxed);
-    return (weft_task *)((uintptr_t)f | (inc & WEFT_HANDLE_GEN_MASK));
+    return weft__handle_tag(f, atomic_load_explicit(&f->incarnation, memory_order_relaxed));
 }
 
 static inline struct weft_fiber *weft__task_fiber(const weft_task *t) {
-    return (struct weft_fiber *)((uintptr_t)t & ~WEFT_HANDLE_GEN_MASK);
+    return weft__handle_object(t);
 }
 
 /* Whether t names the task its block holds now (allocated, and the same
@@ -245,8 +240,7 @@ static inline bool weft__handle_current(const weft_task *t) {
      * incarnation read next is the one that magic belongs to. */
     if (!f || atomic_load_explicit(&f->magic, memory_order_acquire) != WEFT_FIBER_MAGIC)
         return false;
-    uint32_t inc = atomic_load_explicit(&f->incarnation, memory_order_relaxed);
-    return ((uintptr_t)t & WEFT_HANDLE_GEN_MASK) == (inc & WEFT_HANDLE_GEN_MASK);
+    return weft__handle_names(t, atomic_load_explicit(&f->incarnation, memory_order_relaxed));
 }
 
 /* Whether f, or a fiber it runs inline on, was asked to cancel: a task

@@ -44,6 +44,7 @@
  * Task handles stay with the group (weft_cancel on a finished task with a
  * live handle is safe) until weft_group_destroy detaches them.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdalign.h>
 #include <stdlib.h>
@@ -94,12 +95,11 @@ struct group_rec {
  */
 struct weft_group {
     /* -- Immutable after create (magic cleared by destroy). -- */
-    /* Atomic, relaxed: a misuse check, as the runtime's magic. Aligned:
-     * the handle's low bits carry the incarnation's. */
+    /* Atomic: a misuse check, as the runtime's magic. Aligned for the
+     * handle's tag (common.h). */
     alignas(WEFT_CACHELINE) _Atomic uint64_t magic;
-    /* Groups this memory has held (recycle.h), kept across reuse; its low
-     * bits are in the handle, as a task's (H1 in fiber.h): a handle kept
-     * past destroy names that group, not a newer one in the same memory. */
+    /* Groups this memory has held (recycle.h): the handle's tag. Kept
+     * across reuse; atomic for the same reason as magic. */
     _Atomic uint32_t incarnation;
     weft_runtime *rt;
     uint64_t rt_incarnation;         /* rt's, at create */
@@ -116,19 +116,22 @@ struct weft_group {
     struct weft_group *next_free; /* while destroyed (recycle.h) */
 };
 
+static_assert(alignof(struct weft_group) >= WEFT_CACHELINE, "a tagged handle needs the bits");
+
 /* Destroyed groups are kept for reuse (recycle.h). */
 static struct weft_recycler group_pool = WEFT_RECYCLER_INIT(struct weft_group, next_free);
-
-#define GROUP_TAG_MASK ((uintptr_t)alignof(struct weft_group) - 1)
 
 /* The group, if the handle names a live one; NULL if it is NULL,
  * destroyed, or names an earlier group of the same memory. */
 static struct weft_group *group_ok(const weft_group *h) {
-    struct weft_group *g = (struct weft_group *)((uintptr_t)h & ~GROUP_TAG_MASK);
-    if (!g || atomic_load_explicit(&g->magic, memory_order_relaxed) != GROUP_MAGIC)
+    struct weft_group *g = weft__handle_object(h);
+    /* acquire: pairs with create's release, so the incarnation read next
+     * is the one that magic belongs to. */
+    if (!g || atomic_load_explicit(&g->magic, memory_order_acquire) != GROUP_MAGIC)
         return NULL;
-    uint32_t inc = atomic_load_explicit(&g->incarnation, memory_order_relaxed);
-    return ((uintptr_t)h & GROUP_TAG_MASK) == (inc & GROUP_TAG_MASK) ? g : NULL;
+    return weft__handle_names(h, atomic_load_explicit(&g->incarnation, memory_order_relaxed))
+               ? g
+               : NULL;
 }
 
 static bool finished(struct weft_group *g) {
@@ -251,14 +254,11 @@ int weft_group_create(weft_group **out, weft_runtime *rt) {
         rt = weft_runtime_current();
     if (!weft__runtime_sched(rt))
         return -EINVAL;
-    struct weft_group *g = weft__recycler_get(&group_pool);
-    uint32_t inc = 0;
-    if (g)
-        inc = atomic_load_explicit(&g->incarnation, memory_order_relaxed);
-    else if (!(g = aligned_alloc(alignof(struct weft_group), sizeof *g)))
+    struct weft_group *g = weft__recycler_take(&group_pool, sizeof *g, alignof(struct weft_group),
+                                               offsetof(struct weft_group, rt));
+    if (!g)
         return -ENOMEM;
-    memset(g, 0, sizeof *g);
-    atomic_init(&g->incarnation, inc + 1);
+    uint32_t inc = atomic_fetch_add_explicit(&g->incarnation, 1, memory_order_relaxed) + 1;
     g->rt = rt;
     g->rt_incarnation = rt->incarnation;
     atomic_init(&g->pending, 1); /* the open reference */
@@ -269,8 +269,9 @@ int weft_group_create(weft_group **out, weft_runtime *rt) {
     atomic_init(&g->waiter, NO_WAITER);
     for (int k = 0; k < SEGMENTS; k++)
         atomic_init(&g->segs[k], NULL);
-    atomic_store_explicit(&g->magic, GROUP_MAGIC, memory_order_relaxed);
-    *out = (weft_group *)((uintptr_t)g | (inc + 1) % (GROUP_TAG_MASK + 1));
+    /* release: see group_ok. */
+    atomic_store_explicit(&g->magic, GROUP_MAGIC, memory_order_release);
+    *out = weft__handle_tag(g, inc);
     return 0;
 }
 

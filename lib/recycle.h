@@ -17,6 +17,8 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 struct weft_recycler {
     pthread_mutex_t lock;
@@ -38,6 +40,22 @@ static inline void *weft__recycler_get(struct weft_recycler *r) {
     if (obj)
         r->head = *weft__recycler_link(r, obj);
     pthread_mutex_unlock(&r->lock);
+    return obj;
+}
+
+/* An object for a create: a destroyed one, or new memory of size bytes
+ * aligned to align. Zeroed past its first `keep` bytes; those hold what
+ * calls on dead handles read (magic, incarnation), and stay as destroy
+ * left them: another thread may read them right now, so no plain store
+ * touches them (new memory is zeroed whole). NULL when out of memory. */
+static inline void *weft__recycler_take(struct weft_recycler *r, size_t size, size_t align,
+                                        size_t keep) {
+    char *obj = weft__recycler_get(r);
+    if (obj) {
+        memset(obj + keep, 0, size - keep);
+    } else if ((obj = aligned_alloc(align, size))) {
+        memset(obj, 0, size);
+    }
     return obj;
 }
 

@@ -236,6 +236,50 @@ static void test_stale_group_handle_einval(void **state) {
     assert_int_equal(stale_accepted, 0);
 }
 
+/* Calls on dead handles while another thread creates in their memory:
+ * both are allowed at once, so the create must not clear with plain
+ * stores what the checks read (ThreadSanitizer saw the race). */
+static _Atomic(weft_chan *) dead_chan;
+static _Atomic(weft_group *) dead_group;
+static atomic_int stop_prodding;
+static atomic_int dead_accepted;
+
+static void *prod_dead_handles(void *arg) {
+    (void)arg;
+    while (!atomic_load(&stop_prodding)) {
+        weft_chan *c = atomic_load(&dead_chan);
+        weft_group *g = atomic_load(&dead_group);
+        int v;
+        if (c && weft_chan_try_recv(c, &v) != -EINVAL)
+            atomic_fetch_add(&dead_accepted, 1);
+        if (g && weft_group_cancel(g) != -EINVAL)
+            atomic_fetch_add(&dead_accepted, 1);
+    }
+    return NULL;
+}
+
+static void test_dead_handles_used_during_create(void **state) {
+    weft_runtime *rt = *state;
+    atomic_store(&stop_prodding, 0);
+    atomic_store(&dead_accepted, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, prod_dead_handles, NULL), 0);
+    for (int i = 0; i < 2000; i++) {
+        weft_chan *c;
+        assert_int_equal(weft_chan_create(&c, sizeof(int), 1), 0);
+        assert_int_equal(weft_chan_destroy(c), 0);
+        atomic_store(&dead_chan, c);
+        weft_group *g;
+        assert_int_equal(weft_group_create(&g, rt), 0);
+        assert_int_equal(weft_group_wait(g), 0);
+        assert_int_equal(weft_group_destroy(g), 0);
+        atomic_store(&dead_group, g);
+    }
+    atomic_store(&stop_prodding, 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(atomic_load(&dead_accepted), 0);
+}
+
 #define RT_TEST(f) cmocka_unit_test_setup_teardown(f, setup_rt, teardown_rt)
 
 int main(void) {
@@ -249,6 +293,7 @@ int main(void) {
         RT_TEST(test_stale_handle_of_recycled_block_einval),
         cmocka_unit_test(test_stale_channel_handle_einval),
         RT_TEST(test_stale_group_handle_einval),
+        RT_TEST(test_dead_handles_used_during_create),
         cmocka_unit_test(test_destroy_twice_einval),
     };
     return cmocka_run_group_tests_name("api.handles", tests, NULL, NULL);
