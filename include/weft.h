@@ -273,8 +273,11 @@ WEFT_EXPORT void weft_yield(void);
  * weft_sleep / weft_sleep_until - suspend the calling fiber for ns, or
  * until the CLOCK_MONOTONIC deadline; a plain thread just sleeps. Never
  * returns early.
- * Returns: 0, or -ECANCELED (the fiber was cancelled; at once if the
- * cancel came before the call).
+ * Returns: 0 once the deadline has passed, or -ECANCELED: the fiber was
+ * cancelled before then (at once if the cancel came before the call). A
+ * sleep whose deadline has passed by the time it sees the cancel (a
+ * deadline already past, a sleep of a few nanoseconds) completes, with 0,
+ * as every wait that need not block does.
  */
 WEFT_EXPORT int weft_sleep(uint64_t ns);
 WEFT_EXPORT int weft_sleep_until(uint64_t deadline);

@@ -69,7 +69,7 @@ __asm__(".text\n"
 #endif
 
 void weft__context_init_thread(struct weft_context *c) {
-    c->fctx = NULL;
+    weft__context_save(c, NULL);
     c->stack_lo = NULL;
     c->stack_size = 0;
 #if defined(WEFT_ASAN)
@@ -90,7 +90,7 @@ void weft__context_make(struct weft_context *c, void *stack_lo, size_t size,
                         weft_context_entry entry) {
     c->stack_lo = stack_lo;
     c->stack_size = size;
-    c->fctx = make_fcontext((char *)stack_lo + size, size, entry);
+    weft__context_save(c, make_fcontext((char *)stack_lo + size, size, entry));
 #if defined(WEFT_ASAN)
     c->asan_fake_stack = NULL;
 #endif
@@ -101,7 +101,7 @@ void weft__context_make(struct weft_context *c, void *stack_lo, size_t size,
 }
 
 void weft__context_borrow(struct weft_context *c, const struct weft_context *from) {
-    c->fctx = NULL;
+    weft__context_save(c, NULL);
     c->stack_lo = from->stack_lo;
     c->stack_size = from->stack_size;
 #if defined(WEFT_ASAN)
@@ -139,9 +139,9 @@ static inline void after_jump(struct weft_context *self) {
 
 struct weft_transfer weft__context_switch(struct weft_context *from,
                                           struct weft_context *to, void *data) {
-    WEFT_ASSERT(to->fctx != NULL);
+    WEFT_ASSERT(weft__context_saved(to) != NULL);
     before_jump(from, to, false);
-    struct weft_transfer t = JUMP(to->fctx, data);
+    struct weft_transfer t = JUMP(weft__context_saved(to), data);
     after_jump(from);
     return t;
 }
@@ -152,16 +152,16 @@ struct weft_transfer weft__context_switch(struct weft_context *from,
 static struct weft_transfer raw_switch(struct weft_context *from, struct weft_context *to,
                                        void *data) {
     before_jump(from, to, false);
-    struct weft_transfer t = jump_fcontext(to->fctx, data);
+    struct weft_transfer t = jump_fcontext(weft__context_saved(to), data);
     after_jump(from);
     return t;
 }
 
 void weft__context_exit(struct weft_context *from, struct weft_context *to,
                         void *data) {
-    WEFT_ASSERT(to->fctx != NULL);
+    WEFT_ASSERT(weft__context_saved(to) != NULL);
     before_jump(from, to, true);
-    jump_fcontext(to->fctx, data);
+    jump_fcontext(weft__context_saved(to), data);
     weft__panic("weft: a finished fiber was resumed");
 }
 
@@ -189,12 +189,12 @@ void weft__context_release(struct weft_context *c) {
 
 static void pingpong_entry(struct weft_transfer t) {
     struct weft_context *caller = t.data;
-    caller->fctx = t.fctx;
+    weft__context_save(caller, t.fctx);
     struct weft_context *self = (struct weft_context *)caller + 1;
     weft__context_started(self);
     for (;;) {
         struct weft_transfer back = raw_switch(self, caller, caller);
-        caller->fctx = back.fctx;
+        weft__context_save(caller, back.fctx);
     }
 }
 
@@ -210,7 +210,7 @@ void weft__context_pingpong(uint64_t round_trips) {
     weft__context_make(&ctx[1], stack, size, pingpong_entry);
     for (uint64_t i = 0; i < round_trips; i++) {
         struct weft_transfer t = raw_switch(&ctx[0], &ctx[1], &ctx[0]);
-        ctx[1].fctx = t.fctx;
+        weft__context_save(&ctx[1], t.fctx);
     }
     weft__context_release(&ctx[1]);
     munmap(stack, size);

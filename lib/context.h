@@ -14,10 +14,15 @@
  *       the weft_transfer the next jump away returns (sched.c does this).
  *   C2  stack_lo/stack_size describe the memory the context runs on; they
  *       are what ASan is told when some other context switches to it.
+ *   C3  fctx is written by whoever holds the context (C1), but another
+ *       worker may read it at any time, for a prefetch only (the woken
+ *       ring's next fiber, sched.c): so it is atomic, and every access is
+ *       relaxed (a plain move).
  */
 #ifndef WEFT_CONTEXT_H
 #define WEFT_CONTEXT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,7 +36,7 @@ struct weft_transfer {
 typedef void (*weft_context_entry)(struct weft_transfer);
 
 struct weft_context {
-    void *fctx;         /* C1 */
+    _Atomic(void *) fctx; /* C1, C3 */
     void *stack_lo;     /* C2 */
     size_t stack_size;  /* C2 */
 #if defined(WEFT_ASAN)
@@ -42,6 +47,20 @@ struct weft_context {
     bool tsan_owned;       /* created by weft__context_make (we destroy it) */
 #endif
 };
+
+/* The saved context (C1), or NULL; or a hint when read from another
+ * thread (C3). */
+static inline void *weft__context_saved(const struct weft_context *c) {
+    /* relaxed: C3. */
+    return atomic_load_explicit(&((struct weft_context *)c)->fctx, memory_order_relaxed);
+}
+
+/* Save the context a jump away from c left behind (C1). */
+static inline void weft__context_save(struct weft_context *c, void *fctx) {
+    /* relaxed: C3; the hand-over to whoever resumes c is ordered by the
+     * queue or wait word that hands it over. */
+    atomic_store_explicit(&c->fctx, fctx, memory_order_relaxed);
+}
 
 /* Describe the calling thread's own context (a worker's scheduler loop)
  * so that fibers can switch back to it. Any thread, once. */

@@ -4,8 +4,8 @@
  * Concepts
  *   F  fiber: the execution of a weft_task (fiber.h). Its status says
  *      whether its body may run; its wait word (wait.c) who may resume it.
- *   W  worker: one OS thread with one deque, one `next` slot, a yield
- *      list, a woken list and stack/control-block caches. N workers per
+ *   W  worker: one OS thread with one deque, one `next` slot, a woken
+ *      ring, a yield list and stack/control-block caches. N workers per
  *      runtime, fixed at weft_runtime_create().
  *   I  inject queue (inject.h): how non-workers (plain pthreads) submit
  *      new fibers, and where full deques spill.
@@ -32,15 +32,16 @@
  *   1. every WEFT_FAIR_EVERY picks: the oldest fiber of the inject queue,
  *      the yield list or its own deque (fairness: nothing queued waits
  *      more than a bounded number of picks, whatever the LIFO side does);
- *      and if workers are idle, the yield and woken lists move to the
- *      deque, where they can steal from them;
- *   2. its woken list, then the wake queue, a batch at a time, whenever
+ *      and if workers are idle, the yield list moves to the deque, where
+ *      they can steal from it;
+ *   2. its woken ring, then the wake queue, a batch at a time, whenever
  *      it is not empty (one relaxed load per pick). A batch goes to the
- *      woken list, an owner-only FIFO (at most WEFT_WOKEN_LIST_MAX: it
- *      cannot be stolen from) run oldest first (on the LIFO deque, batch
- *      after batch ran newest first and the oldest starved at its
+ *      woken ring (woken.h), a FIFO run oldest first (on the LIFO deque,
+ *      batch after batch ran newest first and the oldest starved at its
  *      bottom), or to the deque when workers are idle, for them to
- *      steal. A woken fiber has a stack and usually finishes or blocks
+ *      steal. A ring is stolen from only once it stands still: its owner
+ *      is held (step 5, and "Held work"). A woken fiber has a stack and
+ *      usually finishes or blocks
  *      soon, giving its stack back; a NEW fiber in front of it would
  *      take another one. A burst of a million spawns in the FIFO inject
  *      queue would otherwise delay every timer wake behind it by up to a
@@ -51,8 +52,9 @@
  *      newest first (fork-join runs depth-first, so live stacks stay
  *      proportional to depth x workers), then its yield list;
  *   4. the inject queue, a batch at a time;
- *   5. half of a random victim's deque; only while fewer than half of the
- *      busy workers are already searching ("Spinning");
+ *   5. half of a random victim's woken ring if its head has not moved for
+ *      a round (~2 us), else half of its deque; only while fewer than
+ *      half of the busy workers are already searching ("Spinning");
  *   6. return one all-free stack slab's pages to the OS, if one waits
  *      (stack.h), and look again; else park ("Parking protocol").
  *   Steps 1-3 run in whichever context switches away; 4-6 only in the
@@ -80,6 +82,22 @@
  *   forbid both loads missing both stores (store-buffering). The woken
  *   worker starts as a spinner, counted by its waker.
  *
+ * Held work
+ *   A worker that blocks in a system call, or runs one long fiber that
+ *   never calls weft, still holds its woken ring, and maybe fibers whose
+ *   notification a parking worker missed ("Local pushes"). So while any
+ *   worker runs, one parked worker (the watcher: the first to park while
+ *   the role is free) wakes every WEFT_STALL_CHECK_NS and looks: for a
+ *   victim's ring whose head has not moved since its last look, or for
+ *   work in a deque or a slot; if there is some, it searches as a
+ *   spinner (step 5), else parks again. Go's sysmon does this job. The
+ *   others sleep until notified (every parked worker watching cost
+ *   O(workers^2) loads per period: 256 workers under TSan never got
+ *   through a test). When every worker is idle nothing can be held, and
+ *   the watcher sleeps until notified too. The role is free again once
+ *   the watcher leaves the park, until the next worker parks: a held
+ *   worker meanwhile waits for that.
+ *
  * Local pushes
  *   A worker that queues on its own deque (a spawn, a fiber kicked out of
  *   the `next` slot) checks nidle and nspinning with relaxed loads and no
@@ -103,6 +121,17 @@
  *   - The slot's owner racing thieves with exchange and CAS: a locked
  *     instruction at each fill and take, two per hand-off of a channel
  *     ping-pong (about 7 ns each here).
+ *   - An owner-only woken list: a worker blocked in a system call, or
+ *     running one long fiber, held the fibers woken with the one it ran,
+ *     while the other workers idled (and a plain thread waiting for
+ *     those fibers, joined by the blocked one, deadlocked). The ring
+ *     costs its owner one uncontended CAS per woken fiber.
+ *   - A ring stolen from as soon as it is seen, always used (also when
+ *     workers are idle) and counted as visible work at the park
+ *     re-check, so that idle workers stayed up beside it: 100k and 1M
+ *     sleep/wake cycles 8-26% slower in seven A/B pairs (a spinning
+ *     worker took CPU time from the timer thread, and stolen fibers ran
+ *     on a core that had not prefetched them).
  *   - One global run queue: every spawn and wake contends on one line.
  *   - Always switching through the worker's own context: two jumps per
  *     switch instead of one.
@@ -154,8 +183,11 @@
 /* Most fibers moved from the inject or wake queue in one take: as many
  * as a pop hands out (inject.h), which sizes take_batch's array. */
 #define WEFT_INJECT_BATCH WEFT_INJECT_POP_MAX
-/* Most fibers a take from the wake queue puts in the woken list. */
-#define WEFT_WOKEN_LIST_MAX 16
+/* Most fibers one take from the wake queue keeps when no worker is idle
+ * (one runs, the rest go to the woken ring): a worker that stalls right
+ * after the take holds them until a thief sees its ring stand still. */
+#define WEFT_WOKEN_TAKE_MAX 16
+_Static_assert(WEFT_WOKEN_TAKE_MAX - 1 <= WEFT_WOKEN_CAP, "a take fits an empty ring");
 /* How long a spinning worker searches before it parks: long enough that
  * a stream of spawns does not pay a futex wake each (a wake costs about
  * a microsecond on each side); short enough to be noise on an idle CPU.
@@ -428,9 +460,9 @@ static struct weft_fiber *take_batch(struct weft_worker *w, struct weft_inject *
 static struct weft_fiber *take_inject(struct weft_worker *w);
 static struct weft_fiber *take_woken(struct weft_worker *w);
 
-/* Yielded and woken fibers wait in owner-only lists, which thieves cannot
- * reach. When workers are idle, move them to the deque, oldest at the
- * bottom (LIFO pops keep their FIFO order), where they can be stolen. */
+/* Yielded fibers wait in an owner-only list, which thieves cannot reach.
+ * When workers are idle, move them to the deque, oldest at the bottom
+ * (LIFO pops keep their FIFO order), where they can be stolen. */
 static void share_list(struct weft_worker *w, struct weft_fiber_list *l) {
     if (!l->head || atomic_load_explicit(&w->sched->nidle, memory_order_relaxed) == 0)
         return;
@@ -445,7 +477,6 @@ static void share_list(struct weft_worker *w, struct weft_fiber_list *l) {
 
 static struct weft_fiber *fair_pick(struct weft_worker *w) {
     share_list(w, &w->yielded);
-    share_list(w, &w->woken);
     /* One fiber only, as Go's globrunqget(pp, 1): a batch would go on top
      * of the deque, in front of what was there, and a worker fed by a
      * long inject queue would bury its own work (fibers the wake queue
@@ -468,11 +499,13 @@ static struct weft_fiber *fair_pick(struct weft_worker *w) {
 
 /* Load a woken fiber that runs next but one: its stack and its control
  * block (for writing: its wait word, status and result are written on
- * its way out), while the fiber before it runs. */
+ * its way out), while the fiber before it runs. f may be a thief's by
+ * now (woken.h): its saved stack pointer is read as a hint only (C3 in
+ * context.h), and stale or NULL (NEW, running) costs nothing. */
 static void prefetch_resume(struct weft_fiber *f) {
     for (size_t off = 0; off < sizeof *f; off += WEFT_CACHELINE)
         __builtin_prefetch((const char *)f + off, 1);
-    const char *sp = f->ctx.fctx;
+    const char *sp = weft__context_saved(&f->ctx);
     if (!sp)
         return; /* NEW: nothing saved yet */
     /* A prefetch past the stack's top touches nothing: it cannot fault. */
@@ -480,12 +513,20 @@ static void prefetch_resume(struct weft_fiber *f) {
         __builtin_prefetch(sp + i * WEFT_CACHELINE);
 }
 
-/* Step 2's local half: the woken list's oldest fiber; the one after it
+/* Step 2's local half: the woken ring's oldest fiber; the one after it
  * is loaded meanwhile. */
 static struct weft_fiber *pop_woken(struct weft_worker *w) {
-    struct weft_fiber *f = list_pop(&w->woken);
-    if (f && w->woken.head)
-        prefetch_resume(w->woken.head);
+    if (!w->woken_bound)
+        return NULL; /* one owner-only load on most picks */
+    struct weft_fiber *after;
+    struct weft_fiber *f = weft__woken_pop(&w->woken, &after);
+    if (!f) {
+        w->woken_bound = 0; /* thieves took the rest */
+        return NULL;
+    }
+    w->woken_bound--;
+    if (after)
+        prefetch_resume(after);
     return f;
 }
 
@@ -554,9 +595,9 @@ static inline struct weft_worker *after_switch(struct weft_transfer t) {
     struct weft_worker *w = t.data;
     struct weft_fiber *prev = w->prev;
     if (!prev) {
-        w->loop_ctx.fctx = t.fctx;
+        weft__context_save(&w->loop_ctx, t.fctx);
     } else {
-        prev->ctx.fctx = t.fctx;
+        weft__context_save(&prev->ctx, t.fctx);
         w->prev = NULL;
         switch (w->after) {
         case WEFT_AFTER_YIELD:
@@ -682,15 +723,14 @@ size_t weft__sched_stack_left(struct weft_worker *w) {
 /* A fair share of q, as Go's globrunqget: len / workers + 1, at most max.
  * Returns the oldest to run. The rest go to our deque, where LIFO pops
  * take them next and idle workers may steal them; or, in_order and with
- * no worker idle, to our woken list, run oldest first. (Batch after
+ * no worker idle, to our woken ring, run oldest first. (Batch after
  * batch of woken fibers pushed onto the deque ran newest first: while
  * the timer kept them coming, the oldest waited at the bottom, and the
  * last of 100k sleepers woke up to 30 ms late.) */
 static struct weft_fiber *take_batch(struct weft_worker *w, struct weft_inject *q,
                                      size_t max, bool in_order) {
     struct weft_sched *s = w->sched;
-    /* relaxed: a hint; a worker that parks meanwhile is shared with at
-     * the next fairness pick (share_list). */
+    /* relaxed: a hint. */
     in_order = in_order && atomic_load_explicit(&s->nidle, memory_order_relaxed) == 0;
     size_t len = weft__inject_len(q);
     if (len == 0)
@@ -701,27 +741,31 @@ static struct weft_fiber *take_batch(struct weft_worker *w, struct weft_inject *
     /* No more than fit in our deque: a spill would send its oldest half,
      * maybe fibers just woken, to the back of the inject queue. Thieves
      * only make room, so what fits now still fits after the pop. */
-    size_t room = (size_t)(WEFT_DEQUE_CAP - weft__deque_size(&w->deque));
-    if (!in_order && want > room + 1)
+    size_t room = in_order ? weft__woken_room(&w->woken)
+                           : (size_t)(WEFT_DEQUE_CAP - weft__deque_size(&w->deque));
+    if (want > room + 1)
         want = room + 1;
-    /* The woken list cannot be stolen from: a worker held by one long
-     * fiber holds its list's fibers too, so keep it short. */
-    if (in_order && want > WEFT_WOKEN_LIST_MAX)
-        want = WEFT_WOKEN_LIST_MAX;
+    /* The ring is stolen from only once its owner stalls (steal_woken):
+     * keep what a stalled worker holds short. */
+    if (in_order && want > WEFT_WOKEN_TAKE_MAX)
+        want = WEFT_WOKEN_TAKE_MAX;
     struct weft_fiber *batch[WEFT_INJECT_BATCH];
     size_t n = weft__inject_pop_batch(q, batch, want);
+    /* A woken fiber resumes by popping its registers off the stack where
+     * it stopped, a line that went cold while it slept: load it now, so
+     * the batch's misses overlap (a NEW fiber has NULL here). */
     for (size_t i = 1; i < n; i++) {
-        /* A woken fiber resumes by popping its registers off the stack
-         * where it stopped, a line that went cold while it slept: load
-         * it now, so the batch's misses overlap (a NEW fiber has NULL
-         * here). */
-        if (batch[i]->ctx.fctx)
-            __builtin_prefetch(batch[i]->ctx.fctx);
-        if (in_order)
-            list_push(&w->woken, batch[i]);
+        void *sp = weft__context_saved(&batch[i]->ctx);
+        if (sp)
+            __builtin_prefetch(sp);
     }
-    if (in_order && n > 1)
-        prefetch_resume(batch[1]); /* next but one, as pop_woken() */
+    if (in_order && n > 1) {
+        /* Next but one, as pop_woken(); before the push, after which a
+         * thief may take it. */
+        prefetch_resume(batch[1]);
+        weft__woken_push(&w->woken, batch + 1, n - 1);
+        w->woken_bound += n - 1;
+    }
     if (!in_order) {
         for (size_t i = n; i-- > 1;)
             push_deque(w, batch[i]);
@@ -761,6 +805,42 @@ static struct weft_fiber *steal_half(struct weft_worker *w, struct weft_worker *
             push_deque(w, f);
     }
     return first;
+}
+
+/* Half of victim's woken ring, once its head has stood still for a
+ * whole round of our search (~2 us): its owner is held (a long fiber, a
+ * system call, preemption). An owner that is working through its ring
+ * keeps it: it has prefetched those fibers' stacks, and a thief would
+ * run them cold (measured: stealing from rings as soon as they were
+ * seen made 1M sleep/wake cycles 11-15% slower). Returns one to run;
+ * the rest go to our ring, in their order. */
+static struct weft_fiber *steal_woken(struct weft_worker *w, struct weft_worker *victim) {
+    uint64_t *seen = &w->woken_seen[victim->index];
+    if (!weft__woken_size(&victim->woken)) {
+        *seen = 0;
+        return NULL;
+    }
+    /* relaxed: compared with itself a round later; the steal's own CAS
+     * decides. */
+    uint64_t head = atomic_load_explicit(&victim->woken.head, memory_order_relaxed);
+    if (*seen != head + 1) {
+        *seen = head + 1;
+        return NULL;
+    }
+    *seen = 0;
+    struct weft_fiber *got[WEFT_WOKEN_CAP / 2];
+    size_t max = weft__woken_room(&w->woken) + 1;
+    if (max > WEFT_WOKEN_CAP / 2)
+        max = WEFT_WOKEN_CAP / 2;
+    size_t n = weft__woken_steal(&victim->woken, got, max);
+    if (n == 0)
+        return NULL;
+    if (n > 1) {
+        prefetch_resume(got[1]); /* as pop_woken() */
+        weft__woken_push(&w->woken, got + 1, n - 1);
+        w->woken_bound += n - 1;
+    }
+    return got[0];
 }
 
 static void stop_spinning(struct weft_worker *w) {
@@ -827,6 +907,9 @@ static struct weft_fiber *steal_work(struct weft_worker *w) {
             struct weft_worker *v = &s->workers[(start + i) % n];
             if (v == w)
                 continue;
+            struct weft_fiber *f = steal_woken(w, v);
+            if (f)
+                return f;
             int64_t size = weft__deque_size(&v->deque);
             /* relaxed: only compared with itself a round later; the steal
              * itself is ordered by the deque's own protocol. */
@@ -836,7 +919,7 @@ static struct weft_fiber *steal_work(struct weft_worker *w) {
                 next_top = top;
                 continue;
             }
-            struct weft_fiber *f = size ? steal_half(w, v) : NULL;
+            f = size ? steal_half(w, v) : NULL;
             if (f)
                 return f;
             if (size == 0 && (f = steal_next(w, v)))
@@ -852,6 +935,11 @@ static struct weft_fiber *steal_work(struct weft_worker *w) {
     return NULL;
 }
 
+/* Whether work others can take is queued (the park re-check, P3). A
+ * woken ring does not count: its owner is running through it, and a
+ * worker that stayed up for it would spin beside it, taking CPU time
+ * the timer thread needs (measured: 1M sleep/wake cycles 15% slower).
+ * Rings whose owner is held are found by stalled_rings(). */
 static bool work_visible(struct weft_sched *s) {
     if (shared_queues_nonempty(s))
         return true;
@@ -872,6 +960,48 @@ static void check_quiescence(struct weft_sched *s) {
     if (wt)
         weft__waiter_signal(wt);
 }
+
+/* Whether some other worker's woken ring has not moved since our last
+ * look (its owner is held by a long fiber or a system call, or was
+ * preempted): then we should steal from it (steal_woken). Records what
+ * it saw for the next look. */
+static bool stalled_rings(struct weft_worker *w) {
+    struct weft_sched *s = w->sched;
+    bool stalled = false;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        struct weft_worker *v = &s->workers[i];
+        if (v == w)
+            continue;
+        uint64_t *seen = &w->woken_seen[i];
+        if (!weft__woken_size(&v->woken)) {
+            *seen = 0;
+            continue;
+        }
+        /* relaxed: a hint, as in steal_woken. */
+        uint64_t head = atomic_load_explicit(&v->woken.head, memory_order_relaxed);
+        stalled = stalled || *seen == head + 1;
+        *seen = head + 1;
+    }
+    return stalled;
+}
+
+/* How often a parked worker looks for held work while another worker
+ * runs: a woken ring whose owner stalls, or a push whose notification
+ * it missed ("Local pushes"), waits at most about this long. Go's
+ * sysmon polls every 20 us to 10 ms for the same purpose; a look costs a
+ * futex wake-up and a few loads. Picked, not tuned. */
+#define WEFT_STALL_CHECK_NS (2 * WEFT_MSEC)
+
+/* The park's wake-up time: `due`, or sooner while another worker runs. */
+static uint64_t park_until(struct weft_sched *s, uint64_t due) {
+    /* relaxed: a hint; a late look only delays one check. */
+    if (atomic_load_explicit(&s->nidle, memory_order_relaxed) >= s->nworkers)
+        return due; /* all idle: nothing can be held */
+    uint64_t check = weft_now() + WEFT_STALL_CHECK_NS;
+    return check < due ? check : due;
+}
+
+static bool watch_parked(struct weft_worker *w, uint64_t due, bool watching);
 
 /* Steps P1-P4, until woken or until `due` (a slab to trim: then the
  * worker leaves idleness by itself, not as a spinner). Returns false
@@ -898,9 +1028,31 @@ static bool park(struct weft_worker *w, uint64_t due) {
         atomic_fetch_sub_explicit(&s->nidle, 1, memory_order_seq_cst);
         return !stopping || work_visible(s);
     }
-    /* P4. acquire: pairs with the waker's CAS to NOTIFIED. */
+    /* P4. One parked worker at a time watches for held work ("Held
+     * work"). relaxed: a role, not a hand-over of data. */
+    uint32_t free_role = 0;
+    bool watching = s->nworkers > 1 &&
+                    atomic_compare_exchange_strong_explicit(&s->watcher, &free_role, 1,
+                                                            memory_order_relaxed,
+                                                            memory_order_relaxed);
+    bool woken = watch_parked(w, due, watching);
+    if (watching)
+        atomic_store_explicit(&s->watcher, 0, memory_order_relaxed);
+    return woken;
+}
+
+/* P4 proper: wait until notified, `due`, or (watching) held work is
+ * found. Returns true as park() does. */
+static bool watch_parked(struct weft_worker *w, uint64_t due, bool watching) {
+    struct weft_sched *s = w->sched;
+    /* acquire: pairs with the waker's CAS to NOTIFIED. */
     while (atomic_load_explicit(&w->park_word, memory_order_acquire) == PARK_IDLE) {
-        if (weft__park_wait(&w->park_word, PARK_IDLE, due) != -ETIMEDOUT)
+        uint64_t until = watching ? park_until(s, due) : due;
+        if (weft__park_wait(&w->park_word, PARK_IDLE, until) != -ETIMEDOUT)
+            continue;
+        /* A look for held work (park_until), not the trim: stay parked
+         * unless there is some. */
+        if (until < due && !work_visible(s) && !stalled_rings(w))
             continue;
         uint32_t idle = PARK_IDLE;
         /* acquire: on failure a waker got here first (as above); on
@@ -910,7 +1062,12 @@ static bool park(struct weft_worker *w, uint64_t due) {
                                                     memory_order_acquire,
                                                     memory_order_acquire)) {
             atomic_fetch_sub_explicit(&s->nidle, 1, memory_order_seq_cst);
-            return true; /* time to trim; nobody counted us as a spinner */
+            /* Time to trim (nobody counted us as a spinner), or held
+             * work to take: search for it as a spinner, whatever the
+             * limit (as at P3). */
+            if (until < due)
+                start_spinning(w);
+            return true;
         }
     }
     atomic_store_explicit(&w->park_word, PARK_RUNNING, memory_order_relaxed);
@@ -1073,6 +1230,13 @@ int weft__sched_init(struct weft_sched *s, unsigned nworkers, int default_class,
     if (!s->workers)
         return -ENOMEM;
     memset(s->workers, 0, nworkers * sizeof *s->workers);
+    size_t row = (nworkers + 7) / 8 * 8; /* whole cache lines */
+    s->woken_seen_rows = aligned_alloc(WEFT_CACHELINE, nworkers * row * sizeof(uint64_t));
+    if (!s->woken_seen_rows) {
+        free(s->workers);
+        return -ENOMEM;
+    }
+    memset(s->woken_seen_rows, 0, nworkers * row * sizeof(uint64_t));
     s->nworkers = nworkers;
     s->default_class = default_class;
     s->stack_high_water = stack_high_water;
@@ -1080,6 +1244,7 @@ int weft__sched_init(struct weft_sched *s, unsigned nworkers, int default_class,
     weft__inject_init(&s->woken);
     atomic_init(&s->nspinning, 0);
     atomic_init(&s->nidle, 0);
+    atomic_init(&s->watcher, 0);
     atomic_init(&s->stopping, 0);
     atomic_init(&s->spawned_outside, 0);
     atomic_init(&s->finished_outside, 0);
@@ -1096,12 +1261,14 @@ int weft__sched_init(struct weft_sched *s, unsigned nworkers, int default_class,
         weft__deque_init(&w->deque);
         atomic_init(&w->park_word, PARK_RUNNING);
         weft__slot_init(&w->next, true);
+        weft__woken_init(&w->woken);
         atomic_init(&w->spawned, 0);
         atomic_init(&w->finished, 0);
         w->fair_countdown = WEFT_FAIR_EVERY;
         w->rng = (seed += 0x9E3779B97F4A7C15ull) | 1;
         w->sched = s;
         w->index = i;
+        w->woken_seen = s->woken_seen_rows + i * row;
     }
     return 0;
 }
@@ -1142,6 +1309,8 @@ void weft__sched_fini(struct weft_sched *s) {
     weft__fiber_pool_fini(&s->fibers);
     weft__inject_fini(&s->inject);
     weft__inject_fini(&s->woken);
+    free(s->woken_seen_rows);
+    s->woken_seen_rows = NULL;
     free(s->workers);
     s->workers = NULL;
 }

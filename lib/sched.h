@@ -18,6 +18,7 @@
 #include "inject.h"
 #include "slot.h"
 #include "stack.h"
+#include "woken.h"
 
 /* What the context that switched away asks the resumed side to finish for
  * it, once it is off its stack ("Publish after switch" in sched.c). */
@@ -47,6 +48,10 @@ struct weft_worker {
      * take it only after seeing the same fiber there a pause apart
      * ("Spinning" in sched.c). */
     alignas(WEFT_CACHELINE) struct weft_slot next;
+    /* A batch taken from the wake queue, run oldest first; owner push
+     * and pop, any thread steals (woken.h; "Where a worker looks for
+     * work", step 2). */
+    struct weft_woken woken;
     /* Owner: RUNNING <-> IDLE; wakers: IDLE -> NOTIFIED ("Parking"). */
     alignas(WEFT_CACHELINE) _Atomic uint32_t park_word;
     /* Tasks spawned into / finished by this worker: owner writes (relaxed
@@ -57,13 +62,16 @@ struct weft_worker {
     /* -- Owner-only: read and written by this worker's thread alone. -- */
     alignas(WEFT_CACHELINE) struct weft_fiber *current; /* NULL in the loop */
     struct weft_fiber_list yielded;
-    /* A batch taken from the wake queue, run oldest first ("Where a
-     * worker looks for work", step 2). */
-    struct weft_fiber_list woken;
+    /* At least the woken ring's length: pushes add, our pops take one,
+     * thieves' steals go unseen until a pop finds the ring empty. */
+    size_t woken_bound;
     uint32_t fair_countdown;       /* picks until the next fairness pick */
     uint64_t rng;                  /* victim choice */
     struct weft_fiber *seen_next;  /* a victim's LIFO slot, last round */
     uint64_t seen_next_fills;      /* and its fill count then */
+    /* Per victim index: 1 + the head of its woken ring when last seen
+     * non-empty, or 0 (steal_woken in sched.c). */
+    uint64_t *woken_seen;
     bool spinning;                 /* counted in sched->nspinning */
     /* Handed from the context that switches away to the one resumed. */
     struct weft_fiber *prev;
@@ -102,6 +110,9 @@ struct weft_sched {
     alignas(WEFT_CACHELINE) _Atomic uint32_t nspinning;
     /* Workers that announced they are out of work ("Parking"). */
     _Atomic uint32_t nidle;
+    /* 1 while a parked worker watches for held work ("Held work" in
+     * sched.c): CAS by parking workers. */
+    _Atomic uint32_t watcher;
     /* Set once by stop(); workers exit when they see it and find no work. */
     _Atomic uint32_t stopping;
     /* Tasks spawned from outside the workers, and those admitted but then
@@ -114,6 +125,8 @@ struct weft_sched {
     _Atomic(struct weft_waiter *) quiesce_waiter;
     struct weft_stack_pool pools[WEFT_STACK_CLASSES];
     struct weft_fiber_pool fibers; /* every control block (fiber.h) */
+    /* The workers' woken_seen rows, a cache line apart or more. */
+    uint64_t *woken_seen_rows;
 };
 
 int weft__sched_init(struct weft_sched *s, unsigned nworkers, int default_class,

@@ -94,7 +94,7 @@
 
 #define WEFT_TIMER_DRAIN_EVERY 4096u
 /* Fibers the timer thread readies before it hands them to the workers:
- * a woken list's worth (WEFT_WOKEN_LIST_MAX in sched.c), which a worker
+ * about one take's worth (WEFT_WOKEN_TAKE_MAX in sched.c), which a worker
  * then takes from the wake queue as one chain, without walking it under
  * the queue's lock (inject.h). */
 #define WEFT_TIMER_WAKE_CHUNK 16u

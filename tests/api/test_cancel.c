@@ -247,6 +247,7 @@ struct sticky {
     atomic_int started;
     int before, after;
     int sleep1, sleep2, sleep_until, wait_pending, wait_done;
+    int sleep_zero, sleep_until_past;
     size_t done_index;
     uint64_t took;
 };
@@ -269,6 +270,9 @@ static void *sticky_body(void *arg) {
     s->sleep_until = weft_sleep_until(weft_now() + LONG_SLEEP);
     s->wait_pending = weft_wait_any(&pending, 1, LONG_SLEEP, &idx);
     s->took = wt_clock_ns() - t0;
+    /* A sleep whose deadline has passed need not block: it completes. */
+    s->sleep_zero = weft_sleep(0);
+    s->sleep_until_past = weft_sleep_until(weft_now() - WEFT_MSEC);
     s->done_index = 99;
     s->wait_done = weft_wait_any(&done, 1, LONG_SLEEP, &s->done_index);
 
@@ -299,6 +303,8 @@ static void test_cancel_is_sticky(void **state) {
     assert_int_equal(s.sleep_until, -ECANCELED);
     assert_int_equal(s.wait_pending, -ECANCELED);
     assert_true(s.took < PROMPT);
+    assert_int_equal(s.sleep_zero, 0);
+    assert_int_equal(s.sleep_until_past, 0);
     assert_int_equal(s.wait_done, 0);
     assert_int_equal(s.done_index, 0);
     WT_ASSERT_NO_FAILURES();

@@ -15,13 +15,13 @@ static struct weft_context main_ctx, co_ctx;
 static int steps;
 
 static void co_entry(struct weft_transfer t) {
-    main_ctx.fctx = t.fctx;
+    weft__context_save(&main_ctx, t.fctx);
     weft__context_started(&co_ctx);
     intptr_t v = (intptr_t)t.data;
     for (;;) {
         steps++;
         struct weft_transfer back = weft__context_switch(&co_ctx, &main_ctx, (void *)(v * 2));
-        main_ctx.fctx = back.fctx;
+        weft__context_save(&main_ctx, back.fctx);
         v = (intptr_t)back.data;
     }
 }
@@ -36,7 +36,7 @@ static void test_switch_passes_data_both_ways(void **state) {
     weft__context_make(&co_ctx, stack, size, co_entry);
     for (intptr_t i = 1; i <= 100; i++) {
         struct weft_transfer t = weft__context_switch(&main_ctx, &co_ctx, (void *)i);
-        co_ctx.fctx = t.fctx;
+        weft__context_save(&co_ctx, t.fctx);
         assert_int_equal((intptr_t)t.data, 2 * i);
     }
     assert_int_equal(steps, 100);
@@ -57,14 +57,14 @@ static struct weft_context deep_main, deep_co;
  * across the switch plus the sum of the frames' locals. */
 static WEFT_TEST_NOINLINE intptr_t switch_at_depth(struct weft_context *self,
                                                    struct weft_context *to, int depth,
-                                                   intptr_t out, void **fctx_of_to) {
+                                                   intptr_t out, struct weft_context *save_to) {
     volatile intptr_t mine = depth * 7 + 1;
     if (depth == 0) {
         struct weft_transfer t = weft__context_switch(self, to, (void *)out);
-        *fctx_of_to = t.fctx;
+        weft__context_save(save_to, t.fctx);
         return (intptr_t)t.data;
     }
-    intptr_t r = switch_at_depth(self, to, depth - 1, out, fctx_of_to);
+    intptr_t r = switch_at_depth(self, to, depth - 1, out, save_to);
     assert_int_equal(mine, depth * 7 + 1);
     return r + mine;
 }
@@ -80,22 +80,22 @@ static intptr_t frames_sum(int depth) {
 /* A second call site for the same switch. */
 static WEFT_TEST_NOINLINE intptr_t switch_via_other_site(struct weft_context *self,
                                                          struct weft_context *to,
-                                                         intptr_t out, void **fctx_of_to) {
+                                                         intptr_t out, struct weft_context *save_to) {
     struct weft_transfer t = weft__context_switch(self, to, (void *)out);
-    *fctx_of_to = t.fctx;
+    weft__context_save(save_to, t.fctx);
     return (intptr_t)t.data;
 }
 
 static void deep_co_entry(struct weft_transfer t) {
-    deep_main.fctx = t.fctx;
+    weft__context_save(&deep_main, t.fctx);
     weft__context_started(&deep_co);
     intptr_t v = (intptr_t)t.data;
     for (int i = 0;; i++) {
         int depth = (i * 5) % 17;
         intptr_t back = (i % 3 == 0)
-                            ? switch_via_other_site(&deep_co, &deep_main, v + 1, &deep_main.fctx)
+                            ? switch_via_other_site(&deep_co, &deep_main, v + 1, &deep_main)
                             : switch_at_depth(&deep_co, &deep_main, depth, v + 1,
-                                              &deep_main.fctx) -
+                                              &deep_main) -
                                   frames_sum(depth);
         v = back;
     }
@@ -109,14 +109,14 @@ static void test_switch_from_any_depth_and_site(void **state) {
     weft__context_init_thread(&deep_main);
     weft__context_make(&deep_co, stack, size, deep_co_entry);
     /* The first switch starts the context; it answers v + 1. */
-    assert_int_equal(switch_via_other_site(&deep_main, &deep_co, 0, &deep_co.fctx), 1);
+    assert_int_equal(switch_via_other_site(&deep_main, &deep_co, 0, &deep_co), 1);
     intptr_t v = 1;
     for (int i = 0; i < 1000; i++) {
         int depth = (i * 3) % 13;
         intptr_t got = (i % 4 == 0)
-                           ? switch_via_other_site(&deep_main, &deep_co, v * 10, &deep_co.fctx)
+                           ? switch_via_other_site(&deep_main, &deep_co, v * 10, &deep_co)
                            : switch_at_depth(&deep_main, &deep_co, depth, v * 10,
-                                             &deep_co.fctx) -
+                                             &deep_co) -
                                  frames_sum(depth);
         assert_int_equal(got, v * 10 + 1);
         v = i + 2;

@@ -1,6 +1,9 @@
 /* tests/unit/test_sched.c - lib/sched.[ch]: depth-first fork-join, the
- * fairness of yield, the wake queue's priority, take-back, quiescence. */
+ * fairness of yield, the wake queue's priority, woken fibers stolen from
+ * a blocked worker, held work found by a parked worker, take-back,
+ * quiescence. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -267,6 +270,126 @@ static void test_wake_batch_does_not_spill(void **state) {
 #endif
 }
 
+/* ---- Woken fibers are not held by a blocked worker --------------------- */
+
+enum { BLOCKED_N = 4 };
+static uint64_t blocked_deadline;
+static atomic_int blocked_order;
+static weft_sem blocked_units;
+static atomic_int units_got;
+
+/* A plain thread waits for one unit from each of the other sleepers. */
+static void *collect_units(void *arg) {
+    (void)arg;
+    for (int i = 1; i < BLOCKED_N; i++) {
+        if (weft_sem_acquire_for(&blocked_units, 3 * WEFT_SEC) != 0)
+            return NULL;
+        atomic_fetch_add(&units_got, 1);
+    }
+    return NULL;
+}
+
+/* All wake together. The first to run blocks its worker thread in
+ * pthread_join on a thread that waits for the others. */
+static void *sleep_then_block_or_give(void *arg) {
+    (void)arg;
+    CHECK(weft_sleep_until(blocked_deadline) == 0);
+    if (atomic_fetch_add(&blocked_order, 1) == 0) {
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, collect_units, NULL) == 0);
+        CHECK(pthread_join(th, NULL) == 0);
+    } else {
+        CHECK(weft_sem_release(&blocked_units) == 0);
+    }
+    return NULL;
+}
+
+/* Holds a worker while the sleepers wake, without calling weft. */
+static void *hold_past_deadline(void *arg) {
+    (void)arg;
+    while (weft_now() < blocked_deadline + 5 * WEFT_MSEC)
+        weft__cpu_relax();
+    return NULL;
+}
+
+static void *wake_while_one_worker_held(void *arg) {
+    (void)arg;
+    weft_task *t[BLOCKED_N + 1];
+    blocked_deadline = weft_now() + 20 * WEFT_MSEC;
+    for (int i = 0; i < BLOCKED_N; i++)
+        CHECK(weft_spawn(NULL, sleep_then_block_or_give, NULL, &t[i]) == 0);
+    CHECK(weft_sleep(10 * WEFT_MSEC) == 0);
+    CHECK(weft_spawn(NULL, hold_past_deadline, NULL, &t[BLOCKED_N]) == 0);
+    CHECK(weft_gather(t, BLOCKED_N + 1, NULL) == 0);
+    return NULL;
+}
+
+/* The sleepers wake as one batch, taken by the free worker; the first
+ * blocks that worker's thread until the others have run. They must run
+ * on the other worker once it is free: when a worker kept the rest of a
+ * batch to itself (an owner-only list), they never ran and the plain
+ * thread timed out (or, without a timeout, hung). */
+static void test_woken_fibers_leave_a_blocked_worker(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(2);
+    for (int round = 0; round < 3; round++) {
+        atomic_store(&blocked_order, 0);
+        atomic_store(&units_got, 0);
+        assert_int_equal(weft_sem_init(&blocked_units, 0), 0);
+        assert_int_equal(weft_run(rt, wake_while_one_worker_held, NULL, NULL), 0);
+        assert_int_equal(atomic_load(&units_got), BLOCKED_N - 1);
+        assert_int_equal(weft_sem_destroy(&blocked_units), 0);
+    }
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
+/* ---- A parked worker finds work nobody told it of ---------------------- */
+
+static atomic_int unheard_ran;
+
+static void *mark_ran(void *arg) {
+    (void)arg;
+    atomic_store(&unheard_ran, 1);
+    return NULL;
+}
+
+/* Queues a task as a local push does, with its notification lost (as
+ * when the other worker parks at that very moment: "Local pushes" in
+ * sched.c), then blocks its worker thread in the kernel until the task
+ * has run elsewhere. */
+static void *push_unheard_then_block(void *arg) {
+    struct weft_sched *s = arg;
+    uint64_t give_up = weft_now() + 5 * WEFT_SEC;
+    while (atomic_load(&s->nidle) < 1 && weft_now() < give_up)
+        weft__cpu_relax();
+    CHECK(atomic_load(&s->nidle) == 1); /* the other worker is parked */
+    /* A spinner that will never look: the push notifies nobody. */
+    atomic_fetch_add(&s->nspinning, 1);
+    CHECK(weft_spawn(NULL, mark_ran, NULL, NULL) == 0);
+    atomic_fetch_sub(&s->nspinning, 1);
+    for (int i = 0; i < 3000 && !atomic_load(&unheard_ran); i++)
+        usleep(1000);
+    CHECK(atomic_load(&unheard_ran));
+    return NULL;
+}
+
+/* "Held work": while a worker runs, a parked one looks for work every
+ * few milliseconds. Without that, the task waited in the blocked
+ * worker's slot until its thread came back (here: never, as it waits
+ * for the task). */
+static void test_parked_worker_finds_unheard_work(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(2);
+    atomic_store(&unheard_ran, 0);
+    weft_task *t;
+    assert_int_equal(weft_spawn(rt, push_unheard_then_block, &rt->sched, &t), 0);
+    assert_int_equal(weft_join(t, NULL), 0);
+    assert_int_equal(atomic_load(&unheard_ran), 1);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
 /* ---- Take-back: a fiber among the last few of our deque ------------- */
 
 /* Finish a taken-back fiber by hand, as join.c's inline path does. */
@@ -436,6 +559,8 @@ int main(void) {
         cmocka_unit_test(test_woken_fibers_run_oldest_first),
         cmocka_unit_test(test_idle_workers_trim_free_slabs),
         cmocka_unit_test(test_wake_batch_does_not_spill),
+        cmocka_unit_test(test_woken_fibers_leave_a_blocked_worker),
+        cmocka_unit_test(test_parked_worker_finds_unheard_work),
         cmocka_unit_test(test_take_back_only_near_the_bottom),
         cmocka_unit_test(test_stack_left_is_within_the_stack),
         cmocka_unit_test(test_canary_checked_at_switch_out),
