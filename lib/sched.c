@@ -515,9 +515,15 @@ static void prefetch_resume(struct weft_fiber *f) {
 
 /* Step 2's local half: the woken ring's oldest fiber; the one after it
  * is loaded meanwhile. */
-static struct weft_fiber *pop_woken(struct weft_worker *w) {
-    if (!w->woken_bound)
-        return NULL; /* one owner-only load on most picks */
+static WEFT_NOINLINE struct weft_fiber *pop_woken_ring(struct weft_worker *w);
+
+static inline struct weft_fiber *pop_woken(struct weft_worker *w) {
+    /* One owner-only load on most picks, inline: a yield or a channel
+     * hand-off finds the ring empty. */
+    return w->woken_bound ? pop_woken_ring(w) : NULL;
+}
+
+static WEFT_NOINLINE struct weft_fiber *pop_woken_ring(struct weft_worker *w) {
     struct weft_fiber *after;
     struct weft_fiber *f = weft__woken_pop(&w->woken, &after);
     if (!f) {
