@@ -163,14 +163,32 @@ int weft_detach(weft_task *t) {
     struct weft_fiber *f = fiber_of(t);
     if (!weft__handle_current(t))
         return -EINVAL;
-    /* A join, gather or wait_any waiting for it holds the handle and will
-     * consume it: detaching under it would consume it twice. */
-    if (atomic_load_explicit(&f->joiner, memory_order_relaxed) > WEFT_JOINER_DONE)
+    /* A join, gather or wait_any waiting for it (or running it inline)
+     * holds the handle and will consume it: detaching under it would
+     * consume it twice. So take the awaiter's place (INLINE: others get
+     * -EBUSY, and a finish signals nobody) while the handle is claimed;
+     * a finished task has no awaiter to exclude. relaxed: exclusion. */
+    uintptr_t joiner = WEFT_JOINER_NONE;
+    /* acquire: on failure, DONE from publish's release, so an inline
+     * joiner's claim of the handle (try_inline) is seen below. */
+    bool held = atomic_compare_exchange_strong_explicit(&f->joiner, &joiner, WEFT_JOINER_INLINE,
+                                                        memory_order_acquire,
+                                                        memory_order_acquire);
+    if (!held && joiner != WEFT_JOINER_DONE)
         return -EBUSY;
     uint32_t live = 1;
-    if (!atomic_compare_exchange_strong_explicit(&f->handle_live, &live, 0,
-                                                 memory_order_relaxed,
-                                                 memory_order_relaxed))
+    bool claimed = atomic_compare_exchange_strong_explicit(&f->handle_live, &live, 0,
+                                                           memory_order_relaxed,
+                                                           memory_order_relaxed);
+    if (held) {
+        uintptr_t inl = WEFT_JOINER_INLINE;
+        /* release: an inline joiner whose claim (acquire) follows sees
+         * the handle dead (try_inline). Fails if the task finished
+         * meanwhile (DONE stays). */
+        atomic_compare_exchange_strong_explicit(&f->joiner, &inl, WEFT_JOINER_NONE,
+                                                memory_order_release, memory_order_relaxed);
+    }
+    if (!claimed)
         return -EINVAL;
     weft__fiber_unref(f, local_cache(f->sched));
     return 0;
@@ -278,9 +296,13 @@ bool weft_cancelled(void) {
 /* ---- Join --------------------------------------------------------------- */
 
 /* "Inline join": run f's body here if it is ours and untouched. Returns
- * true when f has finished (run here, or cancelled before it ran); its
- * run reference is then the caller's. */
-static bool try_inline(struct weft_worker *w, struct weft_fiber *self, struct weft_fiber *f) {
+ * true when f has finished here: its run reference is then the caller's,
+ * and with claim_handle (a join) its handle too, dead before the finish
+ * shows (a gather consumes its handles afterwards, by consume()). False
+ * otherwise, also when f turned out cancelled before it ran (finished,
+ * its run reference dropped: the regular path consumes the handle). */
+static bool try_inline(struct weft_worker *w, struct weft_fiber *self, struct weft_fiber *f,
+                       bool claim_handle) {
     /* A cancelled joiner forwards its cancel instead (the task then never
      * runs): the caller's regular path does that. */
     if (f->sched != w->sched || cancel_requested(self) ||
@@ -291,14 +313,19 @@ static bool try_inline(struct weft_worker *w, struct weft_fiber *self, struct we
         return false;
     /* Take the awaiter's place first, so that anyone else who joins,
      * gathers, waits for or detaches it meanwhile gets -EBUSY, as with a
-     * registered awaiter. relaxed: only exclusion; nothing is published
-     * (weft__task_publish treats INLINE as no one to signal). */
+     * registered awaiter. acquire: pairs with weft_detach's release of
+     * the place, so a detach that ended before is seen below; nothing
+     * else is published (weft__task_publish treats INLINE as no one to
+     * signal). */
     uintptr_t none = WEFT_JOINER_NONE;
     if (!atomic_compare_exchange_strong_explicit(&f->joiner, &none, WEFT_JOINER_INLINE,
-                                                 memory_order_relaxed,
+                                                 memory_order_acquire,
                                                  memory_order_relaxed))
         return false; /* awaited by another, or finished: the regular path says */
-    if (!weft__sched_take_back(w, f)) {
+    /* Detached since the caller's handle check: not ours to run (the
+     * regular path then refuses the dead handle). */
+    if (atomic_load_explicit(&f->handle_live, memory_order_relaxed) != 1 ||
+        !weft__sched_take_back(w, f)) {
         /* Not ours to run after all. It may have finished meanwhile (its
          * publish then found INLINE and set DONE): leave DONE alone. */
         uintptr_t inl = WEFT_JOINER_INLINE;
@@ -312,11 +339,14 @@ static bool try_inline(struct weft_worker *w, struct weft_fiber *self, struct we
                                                  memory_order_acquire,
                                                  memory_order_acquire)) {
         /* Cancelled first: finished, once the canceller has published
-         * (F1) what the caller reads next; it is in the middle of it. */
+         * (F1); it is in the middle of it. Drop the run reference, and
+         * let the regular path consume the handle: once DONE shows, a
+         * detach may race for it, and consume() settles that. */
         while (!finished(f))
             weft__cpu_relax();
         weft__sched_count_finished(w);
-        return true;
+        weft__fiber_unref(f, &w->fibers);
+        return false;
     }
     f->stack = self->stack;
     f->canary = self->canary;
@@ -338,6 +368,11 @@ static bool try_inline(struct weft_worker *w, struct weft_fiber *self, struct we
     w = weft__sched_worker(); /* the body may have migrated us */
     *w->errno_addr = joiner_errno;
     atomic_store_explicit(&self->inline_child, NULL, memory_order_release);
+    /* A join's handle is ours (we hold INLINE): dead before DONE shows,
+     * so a detach that sees DONE (acquire) sees it dead too and refuses.
+     * relaxed: ordered by publish's release exchange. */
+    if (claim_handle)
+        atomic_store_explicit(&f->handle_live, 0, memory_order_relaxed);
     /* The exchange in publish is a full barrier between the store above
      * and the load of fwd_lock below: a canceller that still holds the
      * lock may be cancelling f, which must outlive it. */
@@ -370,7 +405,7 @@ static int join_until(weft_task *t, uint64_t deadline, void **result) {
     if (self == f)
         return -EDEADLK;
     /* Not with a deadline: an inline body cannot be left on time. */
-    if (self && deadline == WEFT_FOREVER && try_inline(w, self, f)) {
+    if (self && deadline == WEFT_FOREVER && try_inline(w, self, f, true)) {
         int err = take_result(f, result);
         /* The body may have moved us to another worker: ask again. */
         w = weft__sched_worker();
@@ -490,7 +525,7 @@ static size_t inline_run(struct weft_fiber *self, weft_task *const *ts, size_t f
         struct weft_fiber *f = fiber_of(ts[i]);
         if (finished(f))
             continue;
-        if (!try_inline(weft__sched_worker(), self, f))
+        if (!try_inline(weft__sched_worker(), self, f, false))
             break;
         weft__fiber_unref(f, local_cache(self->sched)); /* its run reference */
     }

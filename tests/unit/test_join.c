@@ -296,6 +296,68 @@ static void test_gather_racing_a_join_consumes_once(void **state) {
     assert_int_equal(weft_runtime_destroy(rt), 0);
 }
 
+/* ---- A detach racing an inline join: the handle is consumed once ----- */
+
+/* A fiber spawns t (it lands in its LIFO slot) and joins it, which runs
+ * t inline; a plain thread detaches t at about the same moment. Exactly
+ * one of the two consumes the handle; the other gets -EBUSY or -EINVAL.
+ * The window (detach's look at the joiner word, the joiner's claim of
+ * it, detach's claim of the handle) is narrow: many rounds, with a
+ * varying head start. */
+static _Atomic(weft_task *) detach_target;
+static atomic_int detach_round, detach_done_round;
+static int detach_join_rc[RACE_ROUNDS], detach_rc[RACE_ROUNDS];
+
+static void *return_arg(void *arg) { return arg; }
+
+static void *spawn_and_join_inline(void *arg) {
+    (void)arg;
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        weft_task *t;
+        CHECK(weft_spawn(NULL, return_arg, (void *)1, &t) == 0);
+        atomic_store(&detach_target, t);
+        atomic_store(&detach_round, i + 1);
+        for (volatile int spin = 0; spin < (i * 7) % 128; spin++) {
+        }
+        detach_join_rc[i] = weft_join(t, NULL);
+        while (atomic_load(&detach_done_round) < i + 1)
+            weft__cpu_relax();
+    }
+    return NULL;
+}
+
+static void test_detach_racing_an_inline_join_consumes_once(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(2);
+    atomic_store(&detach_round, 0);
+    atomic_store(&detach_done_round, 0);
+    weft_task *joiner;
+    assert_int_equal(weft_spawn(rt, spawn_and_join_inline, NULL, &joiner), 0);
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        while (atomic_load(&detach_round) < i + 1) {
+        }
+        for (volatile int spin = 0; spin < (i * 13) % 128; spin++) {
+        }
+        detach_rc[i] = weft_detach(atomic_load(&detach_target));
+        atomic_store(&detach_done_round, i + 1);
+    }
+    assert_int_equal(weft_join(joiner, NULL), 0);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    int joined = 0, detached = 0;
+    for (int i = 0; i < RACE_ROUNDS; i++) {
+        if (detach_join_rc[i] == 0) {
+            assert_true(detach_rc[i] == -EBUSY || detach_rc[i] == -EINVAL);
+            joined++;
+        } else {
+            assert_int_equal(detach_rc[i], 0);
+            assert_true(detach_join_rc[i] == -EBUSY || detach_join_rc[i] == -EINVAL);
+            detached++;
+        }
+    }
+    assert_int_equal(joined + detached, RACE_ROUNDS);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
 /* ---- One awaiter at a time ------------------------------------------ */
 
 static void *nap(void *arg) {
@@ -338,6 +400,7 @@ int main(void) {
         cmocka_unit_test(test_gather_with_duplicate_of_finished_task),
         cmocka_unit_test(test_second_awaiter_gets_ebusy),
         cmocka_unit_test(test_gather_racing_a_join_consumes_once),
+        cmocka_unit_test(test_detach_racing_an_inline_join_consumes_once),
         cmocka_unit_test(test_inline_task_counts_as_awaited),
         cmocka_unit_test(test_cancelled_joiner_never_runs_unstarted_child),
     };
