@@ -99,13 +99,7 @@ static struct weft_chan *chan_of(weft_chan *h) { return weft__handle_object(h); 
  * names an earlier channel of the same memory. */
 static struct weft_chan *chan_ok(weft_chan *h) {
     struct weft_chan *ch = chan_of(h);
-    /* acquire: pairs with create's release, so the incarnation read next
-     * is the one that magic belongs to. */
-    if (!ch || atomic_load_explicit(&ch->magic, memory_order_acquire) != CHAN_MAGIC)
-        return NULL;
-    return weft__handle_names(h, atomic_load_explicit(&ch->incarnation, memory_order_relaxed))
-               ? ch
-               : NULL;
+    return ch && WEFT_HANDLE_NAMES_LIVE(h, ch, CHAN_MAGIC) ? ch : NULL;
 }
 
 int weft_chan_create(weft_chan **out, size_t elem_size, size_t capacity) {
@@ -126,7 +120,7 @@ int weft_chan_create(weft_chan **out, size_t elem_size, size_t capacity) {
     }
     ch->elem_size = elem_size;
     ch->cap = capacity;
-    /* release: see chan_ok. */
+    /* release: pairs with WEFT_HANDLE_NAMES_LIVE (common.h). */
     atomic_store_explicit(&ch->magic, CHAN_MAGIC, memory_order_release);
     *out = weft__handle_tag(ch, atomic_load_explicit(&ch->incarnation, memory_order_relaxed));
     return 0;

@@ -42,6 +42,16 @@ static inline int weft__handle_names(const void *handle, uint32_t incarnation) {
     return ((uintptr_t)handle & WEFT_HANDLE_TAG_MASK) ==
            (incarnation & WEFT_HANDLE_TAG_MASK);
 }
+
+/* Whether handle names the object obj (not NULL) holds now: created (its
+ * atomic `magic` field reads magic_value) and of the incarnation the
+ * tag names (its atomic `incarnation` field). acquire: pairs with the
+ * release store of magic at create, so the incarnation read next is the
+ * one that magic belongs to. A macro: the magic fields differ in width. */
+#define WEFT_HANDLE_NAMES_LIVE(handle, obj, magic_value)                          \
+    (atomic_load_explicit(&(obj)->magic, memory_order_acquire) == (magic_value) && \
+     weft__handle_names((handle),                                                  \
+                        atomic_load_explicit(&(obj)->incarnation, memory_order_relaxed)))
 #define WEFT_NOINLINE __attribute__((noinline))
 /* Thread-locals the hot paths read: initial-exec, so that the shared
  * library reads them at a fixed offset from the thread pointer instead of

@@ -236,11 +236,7 @@ static inline struct weft_fiber *weft__task_fiber(const weft_task *t) {
  * incarnation). Safe on any handle weft gave out, however stale. */
 static inline bool weft__handle_current(const weft_task *t) {
     struct weft_fiber *f = weft__task_fiber(t);
-    /* acquire: pairs with the release store of magic at spawn, so the
-     * incarnation read next is the one that magic belongs to. */
-    if (!f || atomic_load_explicit(&f->magic, memory_order_acquire) != WEFT_FIBER_MAGIC)
-        return false;
-    return weft__handle_names(t, atomic_load_explicit(&f->incarnation, memory_order_relaxed));
+    return f && WEFT_HANDLE_NAMES_LIVE(t, f, WEFT_FIBER_MAGIC);
 }
 
 /* Whether f, or a fiber it runs inline on, was asked to cancel: a task

@@ -125,13 +125,7 @@ static struct weft_recycler group_pool = WEFT_RECYCLER_INIT(struct weft_group, n
  * destroyed, or names an earlier group of the same memory. */
 static struct weft_group *group_ok(const weft_group *h) {
     struct weft_group *g = weft__handle_object(h);
-    /* acquire: pairs with create's release, so the incarnation read next
-     * is the one that magic belongs to. */
-    if (!g || atomic_load_explicit(&g->magic, memory_order_acquire) != GROUP_MAGIC)
-        return NULL;
-    return weft__handle_names(h, atomic_load_explicit(&g->incarnation, memory_order_relaxed))
-               ? g
-               : NULL;
+    return g && WEFT_HANDLE_NAMES_LIVE(h, g, GROUP_MAGIC) ? g : NULL;
 }
 
 static bool finished(struct weft_group *g) {
@@ -269,7 +263,7 @@ int weft_group_create(weft_group **out, weft_runtime *rt) {
     atomic_init(&g->waiter, NO_WAITER);
     for (int k = 0; k < SEGMENTS; k++)
         atomic_init(&g->segs[k], NULL);
-    /* release: see group_ok. */
+    /* release: pairs with WEFT_HANDLE_NAMES_LIVE (common.h). */
     atomic_store_explicit(&g->magic, GROUP_MAGIC, memory_order_release);
     *out = weft__handle_tag(g, inc);
     return 0;

@@ -513,6 +513,15 @@ static void prefetch_resume(struct weft_fiber *f) {
         __builtin_prefetch(sp + i * WEFT_CACHELINE);
 }
 
+/* Queue fibers[0..n) (ours, n <= the ring's room) in our woken ring, the
+ * first loaded meanwhile, as pop_woken() does for the next: before the
+ * push, after which a thief may take them. */
+static void keep_woken(struct weft_worker *w, struct weft_fiber *const *fibers, size_t n) {
+    prefetch_resume(fibers[0]);
+    weft__woken_push(&w->woken, fibers, n);
+    w->woken_bound += n;
+}
+
 /* Step 2's local half: the woken ring's oldest fiber; the one after it
  * is loaded meanwhile. */
 static WEFT_NOINLINE struct weft_fiber *pop_woken_ring(struct weft_worker *w);
@@ -765,13 +774,8 @@ static struct weft_fiber *take_batch(struct weft_worker *w, struct weft_inject *
         if (sp)
             __builtin_prefetch(sp);
     }
-    if (in_order && n > 1) {
-        /* Next but one, as pop_woken(); before the push, after which a
-         * thief may take it. */
-        prefetch_resume(batch[1]);
-        weft__woken_push(&w->woken, batch + 1, n - 1);
-        w->woken_bound += n - 1;
-    }
+    if (in_order && n > 1)
+        keep_woken(w, batch + 1, n - 1);
     if (!in_order) {
         for (size_t i = n; i-- > 1;)
             push_deque(w, batch[i]);
@@ -813,6 +817,23 @@ static struct weft_fiber *steal_half(struct weft_worker *w, struct weft_worker *
     return first;
 }
 
+/* Whether victim's woken ring holds fibers and its head has not moved
+ * since our last look (steal_work's previous round, or the watcher's
+ * previous check): its owner is held. Records this look. */
+static bool ring_stood_still(struct weft_worker *w, struct weft_worker *victim) {
+    uint64_t *seen = &w->woken_seen[victim->index];
+    if (!weft__woken_size(&victim->woken)) {
+        *seen = 0;
+        return false;
+    }
+    /* relaxed: compared with itself a look later; a steal's own CAS
+     * decides. */
+    uint64_t head = atomic_load_explicit(&victim->woken.head, memory_order_relaxed);
+    bool still = *seen == head + 1;
+    *seen = head + 1;
+    return still;
+}
+
 /* Half of victim's woken ring, once its head has stood still for a
  * whole round of our search (~2 us): its owner is held (a long fiber, a
  * system call, preemption). An owner that is working through its ring
@@ -821,19 +842,9 @@ static struct weft_fiber *steal_half(struct weft_worker *w, struct weft_worker *
  * seen made 1M sleep/wake cycles 11-15% slower). Returns one to run;
  * the rest go to our ring, in their order. */
 static struct weft_fiber *steal_woken(struct weft_worker *w, struct weft_worker *victim) {
-    uint64_t *seen = &w->woken_seen[victim->index];
-    if (!weft__woken_size(&victim->woken)) {
-        *seen = 0;
+    if (!ring_stood_still(w, victim))
         return NULL;
-    }
-    /* relaxed: compared with itself a round later; the steal's own CAS
-     * decides. */
-    uint64_t head = atomic_load_explicit(&victim->woken.head, memory_order_relaxed);
-    if (*seen != head + 1) {
-        *seen = head + 1;
-        return NULL;
-    }
-    *seen = 0;
+    w->woken_seen[victim->index] = 0; /* the next look starts afresh */
     struct weft_fiber *got[WEFT_WOKEN_CAP / 2];
     size_t max = weft__woken_room(&w->woken) + 1;
     if (max > WEFT_WOKEN_CAP / 2)
@@ -841,11 +852,8 @@ static struct weft_fiber *steal_woken(struct weft_worker *w, struct weft_worker 
     size_t n = weft__woken_steal(&victim->woken, got, max);
     if (n == 0)
         return NULL;
-    if (n > 1) {
-        prefetch_resume(got[1]); /* as pop_woken() */
-        weft__woken_push(&w->woken, got + 1, n - 1);
-        w->woken_bound += n - 1;
-    }
+    if (n > 1)
+        keep_woken(w, got + 1, n - 1);
     return got[0];
 }
 
@@ -975,18 +983,9 @@ static bool stalled_rings(struct weft_worker *w) {
     struct weft_sched *s = w->sched;
     bool stalled = false;
     for (unsigned i = 0; i < s->nworkers; i++) {
-        struct weft_worker *v = &s->workers[i];
-        if (v == w)
-            continue;
-        uint64_t *seen = &w->woken_seen[i];
-        if (!weft__woken_size(&v->woken)) {
-            *seen = 0;
-            continue;
-        }
-        /* relaxed: a hint, as in steal_woken. */
-        uint64_t head = atomic_load_explicit(&v->woken.head, memory_order_relaxed);
-        stalled = stalled || *seen == head + 1;
-        *seen = head + 1;
+        /* Every ring looked at, to record each look. */
+        if (&s->workers[i] != w && ring_stood_still(w, &s->workers[i]))
+            stalled = true;
     }
     return stalled;
 }
