@@ -144,8 +144,13 @@ static inline void copy_elem(struct weft_chan *ch, void *dst, const void *src) {
     }
 }
 
+/* Ring slot i after head (i <= len <= cap, head < cap): wrapped by a
+ * subtraction, not by `%`, a 64-bit division on every buffered op. */
 static unsigned char *slot(struct weft_chan *ch, size_t i) {
-    return ch->ring + ((ch->head + i) % ch->cap) * ch->elem_size;
+    size_t k = ch->head + i;
+    if (k >= ch->cap)
+        k -= ch->cap;
+    return ch->ring + k * ch->elem_size;
 }
 
 /* ---- Nodes: claiming and waking ----------------------------------------- */
@@ -214,7 +219,8 @@ static int recv_locked(struct weft_chan *ch, void *elem, struct weft_wait_node *
     *done = NULL;
     if (ch->len > 0) {
         copy_elem(ch, elem, slot(ch, 0));
-        ch->head = (ch->head + 1) % ch->cap;
+        if (++ch->head == ch->cap)
+            ch->head = 0;
         ch->len--;
         /* A waiting sender's value takes the freed slot (C1). */
         struct weft_wait_node *s = pop_live(&ch->senders);
@@ -244,30 +250,42 @@ static struct weft_wait_queue *queue_of(struct weft_chan *ch, weft_chan_op op) {
 
 /* ---- send / recv ------------------------------------------------------- */
 
+/* Lock held, op would block and may wait: queue up and wait (or answer
+ * at once if the deadline has passed or the caller is cancelled). Returns
+ * as op_until. Out of line: op_until's inlined body stays small. */
+static WEFT_NOINLINE int op_wait(struct weft_chan *ch, weft_chan_op op, void *elem,
+                                 uint64_t deadline) {
+    struct weft_fiber *self = weft__sched_current();
+    int rc = 0;
+    if (deadline != WEFT_FOREVER && deadline <= weft_now())
+        rc = -ETIMEDOUT;
+    else if (weft__self_cancelled(self))
+        rc = -ECANCELED; /* it would block */
+    if (rc) {
+        weft__spin_unlock(&ch->lock);
+        return rc;
+    }
+    struct weft_wait_node n;
+    weft__node_init(&n, self, true);
+    n.data = elem;
+    weft__queue_push(queue_of(ch, op), &n);
+    rc = weft__node_wait(&ch->lock, queue_of(ch, op), &n, deadline);
+    return rc ? rc : n.result;
+}
+
 /* may_wait false: never wait (-EAGAIN). Returns 0, -EPIPE, -EAGAIN,
- * -ETIMEDOUT or -ECANCELED. */
-static int op_until(weft_chan *chan, weft_chan_op op, void *elem, uint64_t deadline,
-                    bool may_wait) {
+ * -ETIMEDOUT or -ECANCELED. Inlined into each caller, so that op and
+ * may_wait are constants there. */
+static WEFT_ALWAYS_INLINE int op_until(weft_chan *chan, weft_chan_op op, void *elem,
+                                       uint64_t deadline, bool may_wait) {
     struct weft_chan *ch = chan_ok(chan);
     if (!ch || !elem)
         return -EINVAL;
     struct weft_wait_node *done;
     weft__spin_lock(&ch->lock);
     int rc = op_locked(ch, op, elem, &done);
-    if (rc == -EAGAIN && may_wait) {
-        if (deadline != WEFT_FOREVER && deadline <= weft_now()) {
-            rc = -ETIMEDOUT;
-        } else if (weft__self_cancelled()) {
-            rc = -ECANCELED; /* it would block */
-        } else {
-            struct weft_wait_node n;
-            weft__node_init(&n, true);
-            n.data = elem;
-            weft__queue_push(queue_of(ch, op), &n);
-            rc = weft__node_wait(&ch->lock, queue_of(ch, op), &n, deadline);
-            return rc ? rc : n.result;
-        }
-    }
+    if (rc == -EAGAIN && may_wait)
+        return op_wait(ch, op, elem, deadline);
     weft__spin_unlock(&ch->lock);
     if (done)
         weft__node_wake(done, 0);
@@ -458,7 +476,7 @@ int weft_chan_select(const weft_chan_case *cases, size_t n, uint64_t timeout_ns,
     if (won == n) {
         if (deadline != WEFT_FOREVER && deadline <= weft_now())
             return -ETIMEDOUT;
-        if (weft__self_cancelled())
+        if (weft__self_cancelled(weft__sched_current()))
             return -ECANCELED; /* it would block */
         struct weft_wait_node nodes[SELECT_ON_STACK];
         struct weft_chan *locks[SELECT_ON_STACK];

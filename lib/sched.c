@@ -205,8 +205,9 @@ _Static_assert(WEFT_WOKEN_TAKE_MAX - 1 <= WEFT_WOKEN_CAP, "a take fits an empty 
 enum { PARK_RUNNING = 0, PARK_IDLE = 1, PARK_NOTIFIED = 2 };
 
 /* The worker of the calling thread. Set once when a worker thread starts
- * and never changed: a thread's value is always right. Read only through
- * weft__sched_worker() (see sched.h). */
+ * and never changed: a thread's value is always right. Read through
+ * weft__sched_worker() (see sched.h), or directly by a function of this
+ * file that does not switch between its read and its last use. */
 static WEFT_TLS struct weft_worker *tls_worker;
 
 WEFT_NOINLINE struct weft_worker *weft__sched_worker(void) {
@@ -394,7 +395,9 @@ void weft__sched_submit(struct weft_sched *s, struct weft_worker *w,
 
 void weft__sched_ready(struct weft_fiber *f) {
     struct weft_sched *s = f->sched;
-    struct weft_worker *w = weft__sched_worker();
+    /* Direct: no switch below. (push_next's slot operation answers a
+     * thief's request, weft__sched_worker's poll is not needed.) */
+    struct weft_worker *w = tls_worker;
     if (w && w->sched == s) {
         push_next(w, f);
         return;

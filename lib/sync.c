@@ -130,66 +130,8 @@ void weft__spin_unlock_contended(struct weft_spinlock *l) {
     weft__park_wake(&l->held, 1);
 }
 
-void weft__node_init(struct weft_wait_node *n, bool cancellable) {
-    weft__waiter_init(&n->waiter, weft__sched_current(), 1, cancellable);
-    n->waiter.exclusive = true; /* only whoever dequeues n signals it (Q2) */
-    n->prev = n->next = NULL;
-    n->queued = false;
-    n->result = 0;
-    n->data = NULL;
-    n->since = 0;
-    n->select = NULL;
-    n->case_index = 0;
-}
-
-void weft__queue_push(struct weft_wait_queue *q, struct weft_wait_node *n) {
-    n->next = NULL;
-    n->prev = q->tail;
-    if (q->tail)
-        q->tail->next = n;
-    else
-        q->head = n;
-    q->tail = n;
-    n->queued = true;
-}
-
-void weft__queue_push_front(struct weft_wait_queue *q, struct weft_wait_node *n) {
-    n->prev = NULL;
-    n->next = q->head;
-    if (q->head)
-        q->head->prev = n;
-    else
-        q->tail = n;
-    q->head = n;
-    n->queued = true;
-}
-
-void weft__queue_remove(struct weft_wait_queue *q, struct weft_wait_node *n) {
-    if (n->prev)
-        n->prev->next = n->next;
-    else
-        q->head = n->next;
-    if (n->next)
-        n->next->prev = n->prev;
-    else
-        q->tail = n->prev;
-    n->prev = n->next = NULL;
-    n->queued = false;
-}
-
-struct weft_wait_node *weft__queue_pop(struct weft_wait_queue *q) {
-    struct weft_wait_node *n = q->head;
-    if (n)
-        weft__queue_remove(q, n);
-    return n;
-}
-
-int weft__node_wait(struct weft_spinlock *lock, struct weft_wait_queue *q,
-                    struct weft_wait_node *n, uint64_t deadline) {
-    weft__spin_unlock(lock);
-    int rc = weft__waiter_block(&n->waiter, deadline);
-    if (rc == 0)
-        return 0;
+int weft__node_withdraw(struct weft_spinlock *lock, struct weft_wait_queue *q,
+                        struct weft_wait_node *n, int rc) {
     weft__spin_lock(lock);
     if (n->queued) {
         weft__queue_remove(q, n);
@@ -209,11 +151,6 @@ uint64_t weft__deadline_after(uint64_t timeout_ns) {
         return WEFT_FOREVER;
     uint64_t now = weft_now();
     return timeout_ns > WEFT_FOREVER - 1 - now ? WEFT_FOREVER - 1 : now + timeout_ns;
-}
-
-bool weft__self_cancelled(void) {
-    struct weft_fiber *f = weft__sched_current();
-    return f && weft__fiber_cancel_requested(f);
 }
 
 /* Fibers' mutex owner ids: never reused, even (a plain thread's id is its
@@ -385,7 +322,7 @@ static int mutex_lock_slow(struct mutex_impl *mi, uintptr_t id) {
                 break;
             continue;
         }
-        weft__node_init(&n, false);
+        weft__node_init(&n, weft__sched_current(), false);
         if (!queued_before)
             since = weft_now();
         n.since = since;
@@ -533,10 +470,11 @@ static int cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline) {
         return -EINVAL;
     if (!mutex_held_by_self(mi))
         return -EPERM;
-    if (weft__self_cancelled())
+    struct weft_fiber *self = weft__sched_current();
+    if (weft__self_cancelled(self))
         return -ECANCELED; /* would block: sticky cancel answers at once */
     struct weft_wait_node n;
-    weft__node_init(&n, true);
+    weft__node_init(&n, self, true);
     weft__spin_lock(&ci->lock);
     weft__queue_push(&ci->q, &n);
     /* Queued before the mutex goes: a signal after the unlock finds us. */
@@ -649,7 +587,7 @@ static int sem_acquire_until(weft_sem *s, uint64_t deadline, bool try_only) {
         return try_only ? -EAGAIN : -ETIMEDOUT;
     }
     weft__spin_unlock(&si->lock);
-    weft__node_init(&n, true);
+    weft__node_init(&n, weft__sched_current(), true);
     weft__spin_lock(&si->lock);
     if (si->count > 0) { /* released while we prepared */
         si->count--;
@@ -768,7 +706,7 @@ int weft_wg_wait(weft_wg *wg) {
     if (atomic_load_explicit(&wi->count, memory_order_acquire) == 0)
         return 0;
     struct weft_wait_node n;
-    weft__node_init(&n, true);
+    weft__node_init(&n, weft__sched_current(), true);
     weft__spin_lock(&wi->lock);
     /* acquire: as above; the lock orders it after a zeroing add (G1). */
     if (atomic_load_explicit(&wi->count, memory_order_acquire) == 0) {

@@ -101,15 +101,64 @@ struct weft_wait_queue {
     struct weft_wait_node *head, *tail; /* the owner's lock */
 };
 
-/* Prepare a node for the calling fiber or thread (cancellable: whether
- * weft_cancel may end the wait). Before taking the lock. */
-void weft__node_init(struct weft_wait_node *n, bool cancellable);
+/* Prepare a node for the calling fiber `self` (weft__sched_current()) or
+ * thread (NULL); cancellable: whether weft_cancel may end the wait. */
+static inline void weft__node_init(struct weft_wait_node *n, struct weft_fiber *self,
+                                   bool cancellable) {
+    weft__waiter_init(&n->waiter, self, 1, cancellable);
+    n->waiter.exclusive = true; /* only whoever dequeues n signals it (Q2) */
+    n->prev = n->next = NULL;
+    n->queued = false;
+    n->result = 0;
+    n->data = NULL;
+    n->since = 0;
+    n->select = NULL;
+    n->case_index = 0;
+}
 
-/* Caller holds the lock. */
-void weft__queue_push(struct weft_wait_queue *q, struct weft_wait_node *n);
-void weft__queue_push_front(struct weft_wait_queue *q, struct weft_wait_node *n);
-struct weft_wait_node *weft__queue_pop(struct weft_wait_queue *q);
-void weft__queue_remove(struct weft_wait_queue *q, struct weft_wait_node *n);
+/* Caller holds the lock. Inline: a channel hand-off pushes or pops on
+ * every call. */
+static inline void weft__queue_push(struct weft_wait_queue *q, struct weft_wait_node *n) {
+    n->next = NULL;
+    n->prev = q->tail;
+    if (q->tail)
+        q->tail->next = n;
+    else
+        q->head = n;
+    q->tail = n;
+    n->queued = true;
+}
+
+static inline void weft__queue_push_front(struct weft_wait_queue *q, struct weft_wait_node *n) {
+    n->prev = NULL;
+    n->next = q->head;
+    if (q->head)
+        q->head->prev = n;
+    else
+        q->tail = n;
+    q->head = n;
+    n->queued = true;
+}
+
+static inline void weft__queue_remove(struct weft_wait_queue *q, struct weft_wait_node *n) {
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        q->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        q->tail = n->prev;
+    n->prev = n->next = NULL;
+    n->queued = false;
+}
+
+static inline struct weft_wait_node *weft__queue_pop(struct weft_wait_queue *q) {
+    struct weft_wait_node *n = q->head;
+    if (n)
+        weft__queue_remove(q, n);
+    return n;
+}
 static inline bool weft__queue_empty(const struct weft_wait_queue *q) { return !q->head; }
 
 /* Caller holds the lock. Take the whole queue off as a chain linked by
@@ -118,9 +167,17 @@ struct weft_wait_node *weft__queue_take_all(struct weft_wait_queue *q);
 
 /* Caller holds lock and has pushed n on q. Releases lock and waits until
  * n is signalled (returns 0: n->result is set) or the deadline passes or
- * the fiber is cancelled (returns -ETIMEDOUT / -ECANCELED, n withdrawn). */
-int weft__node_wait(struct weft_spinlock *lock, struct weft_wait_queue *q,
-                    struct weft_wait_node *n, uint64_t deadline);
+ * the fiber is cancelled (returns -ETIMEDOUT / -ECANCELED, n withdrawn).
+ * The withdrawal, after a wait that ended without its signal, is
+ * weft__node_withdraw's (rc: the wait's answer; returns the call's). */
+int weft__node_withdraw(struct weft_spinlock *lock, struct weft_wait_queue *q,
+                        struct weft_wait_node *n, int rc);
+static inline int weft__node_wait(struct weft_spinlock *lock, struct weft_wait_queue *q,
+                                  struct weft_wait_node *n, uint64_t deadline) {
+    weft__spin_unlock(lock);
+    int rc = weft__waiter_block(&n->waiter, deadline);
+    return WEFT_LIKELY(rc == 0) ? 0 : weft__node_withdraw(lock, q, n, rc);
+}
 
 /* Signal a node taken off its queue, after unlocking (Q2): its own
  * waiter, or its select's. */
@@ -136,7 +193,10 @@ void weft__node_wake_chain(struct weft_wait_node *n, int result);
 /* A deadline timeout_ns from now, saturating. */
 uint64_t weft__deadline_after(uint64_t timeout_ns);
 
-/* Whether the calling fiber was asked to cancel (false for threads). */
-bool weft__self_cancelled(void);
+/* Whether self, the calling fiber (weft__sched_current()), was asked to
+ * cancel; false for a thread (NULL). */
+static inline bool weft__self_cancelled(struct weft_fiber *self) {
+    return self && weft__fiber_cancel_requested(self);
+}
 
 #endif /* WEFT_SYNC_H */

@@ -31,25 +31,7 @@
 #include "timer.h"
 #include "wait.h"
 
-static inline uint64_t word(uint32_t gen, uint32_t bits) {
-    return (uint64_t)gen << 32 | bits;
-}
-
-uint32_t weft__wait_prepare(struct weft_fiber *f, bool cancellable) {
-    uint32_t gen = ++f->wait_gen;
-    /* relaxed: a waker learns of the wait from its registration, which
-     * the waiter publishes (releases) after this store, so the waker's
-     * CAS sees it. A canceller needs more (store-buffering with its store
-     * of f->cancel): that is the publish CAS's job ("Cancel check" in
-     * weft__wait_publish), once per wait that parks, instead of a full
-     * barrier here on every wait (a locked exchange that waited for every
-     * store before it: 14% of a 100k-sleeper start phase). */
-    atomic_store_explicit(&f->wait,
-                          word(gen, WEFT_WAIT_WAITING |
-                                        (cancellable ? WEFT_WAIT_CANCELLABLE : 0)),
-                          memory_order_relaxed);
-    return gen;
-}
+static inline uint64_t word(uint32_t gen, uint32_t bits) { return weft__wait_word(gen, bits); }
 
 void weft__wait_abort(struct weft_fiber *f) {
     /* relaxed: after this the word only matters to wakers, who fail on a
@@ -178,7 +160,7 @@ static void parker_release(void *p) {
 
 static void parker_key_init(void) { pthread_key_create(&parker_key, parker_release); }
 
-static struct weft_parker *self_parker(void) {
+struct weft_parker *weft__self_parker(void) {
     if (WEFT_LIKELY(tls_parker != NULL))
         return tls_parker;
     pthread_once(&parker_once, parker_key_init);
@@ -197,15 +179,6 @@ static struct weft_parker *self_parker(void) {
     return pk;
 }
 
-void weft__waiter_init(struct weft_waiter *wt, struct weft_fiber *f,
-                       int64_t pending, bool cancellable) {
-    wt->fiber = f;
-    wt->gen = f ? weft__wait_prepare(f, cancellable) : 0;
-    wt->parker = f ? NULL : self_parker();
-    wt->exclusive = false;
-    atomic_init(&wt->pending, pending);
-}
-
 static bool signalled(struct weft_waiter *wt) {
     /* acquire: pairs with the release decrement in signal: the event's
      * data (a result) is visible once pending reads 0. */
@@ -218,7 +191,7 @@ static bool signalled(struct weft_waiter *wt) {
  * Picked, like WEFT_SPIN_NS in sched.c. */
 #define THREAD_SPIN_NS (20 * WEFT_USEC)
 
-static int thread_block(struct weft_waiter *wt, uint64_t deadline) {
+int weft__thread_block(struct weft_waiter *wt, uint64_t deadline) {
     uint64_t spin_until = weft_now() + THREAD_SPIN_NS;
     if (spin_until > deadline)
         spin_until = deadline;
@@ -259,7 +232,7 @@ static bool deadline_passed(uint64_t deadline) {
     return weft_now() >= deadline;
 }
 
-static int fiber_block(struct weft_waiter *wt, uint64_t deadline) {
+int weft__fiber_block(struct weft_waiter *wt, uint64_t deadline) {
     struct weft_fiber *f = wt->fiber;
     bool cancellable = atomic_load_explicit(&f->wait, memory_order_relaxed) &
                        WEFT_WAIT_CANCELLABLE;
@@ -290,28 +263,8 @@ out:
     return -ETIMEDOUT;
 }
 
-int weft__waiter_block(struct weft_waiter *wt, uint64_t deadline) {
-    return wt->fiber ? fiber_block(wt, deadline) : thread_block(wt, deadline);
-}
 
-void weft__waiter_signal(struct weft_waiter *wt) {
-    /* W1: read all we need before the decrement. */
-    struct weft_fiber *f = wt->fiber;
-    uint32_t gen = wt->gen;
-    struct weft_parker *pk = wt->parker;
-    if (wt->exclusive) {
-        /* release: the event's data to the waiter. The only signaller, so
-         * a store does what the decrement would, without a locked op. */
-        atomic_store_explicit(&wt->pending, 0, memory_order_release);
-    } else if (atomic_fetch_sub_explicit(&wt->pending, 1, memory_order_acq_rel) != 1) {
-        /* acq_rel: release the event's data to the waiter; acquire so
-         * that the last signaller sees every other signaller's data. */
-        return;
-    }
-    if (f) {
-        weft__wait_wake(f, gen);
-        return;
-    }
+void weft__parker_wake(struct weft_parker *pk) {
     /* release: pairs with the sleeper's acquire load of seq (W2). */
     atomic_fetch_add_explicit(&pk->seq, 1, memory_order_release);
     weft__park_wake(&pk->seq, 1);

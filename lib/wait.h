@@ -34,9 +34,28 @@ enum weft_wake_result {
     WEFT_WAKE_CLAIMED = 2,  /* ended; the caller must queue it */
 };
 
+/* The wait word of generation gen in state/flag bits. */
+static inline uint64_t weft__wait_word(uint32_t gen, uint32_t bits) {
+    return (uint64_t)gen << 32 | bits;
+}
+
 /* Fiber context, the fiber itself. Start a wait: returns its generation,
- * which wakers must name. */
-uint32_t weft__wait_prepare(struct weft_fiber *f, bool cancellable);
+ * which wakers must name. Inline: every blocking call starts here. */
+static inline uint32_t weft__wait_prepare(struct weft_fiber *f, bool cancellable) {
+    uint32_t gen = ++f->wait_gen;
+    /* relaxed: a waker learns of the wait from its registration, which
+     * the waiter publishes (releases) after this store, so the waker's
+     * CAS sees it. A canceller needs more (store-buffering with its store
+     * of f->cancel): that is the publish CAS's job ("Cancel check" in
+     * weft__wait_publish), once per wait that parks, instead of a full
+     * barrier here on every wait (a locked exchange that waited for every
+     * store before it: 14% of a 100k-sleeper start phase). */
+    atomic_store_explicit(&f->wait,
+                          weft__wait_word(gen, WEFT_WAIT_WAITING |
+                                                   (cancellable ? WEFT_WAIT_CANCELLABLE : 0)),
+                          memory_order_relaxed);
+    return gen;
+}
 
 /* Fiber context. Switch out until the wait is ended. Returns the worker
  * the fiber runs on afterwards. by_timer (may be NULL): whether the
@@ -98,20 +117,57 @@ struct weft_waiter {
     bool exclusive;
 };
 
+/* The calling plain thread's parker, allocated on its first wait. */
+struct weft_parker *weft__self_parker(void);
+
 /* Prepare a waiter for the calling fiber or thread (f: the calling fiber
  * or NULL). For a fiber this starts the wait (weft__wait_prepare). */
-void weft__waiter_init(struct weft_waiter *wt, struct weft_fiber *f,
-                       int64_t pending, bool cancellable);
+static inline void weft__waiter_init(struct weft_waiter *wt, struct weft_fiber *f,
+                                     int64_t pending, bool cancellable) {
+    wt->fiber = f;
+    wt->gen = f ? weft__wait_prepare(f, cancellable) : 0;
+    wt->parker = f ? NULL : weft__self_parker();
+    wt->exclusive = false;
+    atomic_init(&wt->pending, pending);
+}
+
+/* weft__waiter_block of a fiber's waiter and of a thread's. */
+int weft__fiber_block(struct weft_waiter *wt, uint64_t deadline);
+int weft__thread_block(struct weft_waiter *wt, uint64_t deadline);
 
 /* Block until the waiter is signalled or the absolute deadline passes
  * (WEFT_FOREVER: no deadline). Returns 0 or -ETIMEDOUT; for a fiber,
  * -ECANCELED when its cancellable wait was cancelled. On -ETIMEDOUT or
  * -ECANCELED the waiter may still be signalled later: the caller must
  * withdraw it from whatever holds it first. */
-int weft__waiter_block(struct weft_waiter *wt, uint64_t deadline);
+static inline int weft__waiter_block(struct weft_waiter *wt, uint64_t deadline) {
+    return wt->fiber ? weft__fiber_block(wt, deadline) : weft__thread_block(wt, deadline);
+}
 
-/* Any thread. One event for the waiter (W1). */
-void weft__waiter_signal(struct weft_waiter *wt);
+/* Wake a thread sleeping on pk (W2). */
+void weft__parker_wake(struct weft_parker *pk);
+
+/* Any thread. One event for the waiter (W1). Inline: a channel hand-off
+ * or an unlock signals once per call. */
+static inline void weft__waiter_signal(struct weft_waiter *wt) {
+    /* W1: read all we need before the decrement. */
+    struct weft_fiber *f = wt->fiber;
+    uint32_t gen = wt->gen;
+    struct weft_parker *pk = wt->parker;
+    if (wt->exclusive) {
+        /* release: the event's data to the waiter. The only signaller, so
+         * a store does what the decrement would, without a locked op. */
+        atomic_store_explicit(&wt->pending, 0, memory_order_release);
+    } else if (atomic_fetch_sub_explicit(&wt->pending, 1, memory_order_acq_rel) != 1) {
+        /* acq_rel: release the event's data to the waiter; acquire so
+         * that the last signaller sees every other signaller's data. */
+        return;
+    }
+    if (f)
+        weft__wait_wake(f, gen);
+    else
+        weft__parker_wake(pk);
+}
 
 /* After a wait that ended without its event (timeout, cancel) and whose
  * withdrawal failed: the event's sender holds wt and will signal it. Wait
