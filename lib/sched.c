@@ -91,12 +91,13 @@
  *   victim's ring whose head has not moved since its last look, or for
  *   work in a deque or a slot; if there is some, it searches as a
  *   spinner (step 5), else parks again. Go's sysmon does this job. The
- *   others sleep until notified (every parked worker watching cost
- *   O(workers^2) loads per period: 256 workers under TSan never got
- *   through a test). When every worker is idle nothing can be held, and
- *   the watcher sleeps until notified too. The role is free again once
- *   the watcher leaves the park, until the next worker parks: a held
- *   worker meanwhile waits for that.
+ *   others only look, every WEFT_ROLE_CHECK_NS, whether the role fell
+ *   free (every parked worker watching cost O(workers^2) loads per
+ *   period: 256 workers under TSan never got through a test). When
+ *   every worker is idle nothing can be held, and all of them sleep
+ *   until notified. The role falls free when the watcher leaves the
+ *   park; the next worker to park takes it, or else, within
+ *   WEFT_ROLE_CHECK_NS, one of those that parked under the old watcher.
  *
  * Local pushes
  *   A worker that queues on its own deque (a spawn, a fiber kicked out of
@@ -1000,16 +1001,35 @@ static bool stalled_rings(struct weft_worker *w) {
  * futex wake-up and a few loads. Picked, not tuned. */
 #define WEFT_STALL_CHECK_NS (2 * WEFT_MSEC)
 
-/* The park's wake-up time: `due`, or sooner while another worker runs. */
-static uint64_t park_until(struct weft_sched *s, uint64_t due) {
+/* How often a parked worker that is not the watcher looks whether the
+ * role is free while another worker runs: it is free from when its
+ * holder leaves the park until a worker parks again, and the workers
+ * that parked under that holder take it over within this. Rarely
+ * needed, so rarely. A worker that parked while every worker was idle
+ * sleeps until notified, watcher or not (no ticks in an idle runtime):
+ * if another is woken meanwhile, it does not look until its next park. */
+#define WEFT_ROLE_CHECK_NS (25 * WEFT_MSEC)
+
+/* The park's wake-up time: `due`, or within `period` while another
+ * worker runs. */
+static uint64_t park_until(struct weft_sched *s, uint64_t due, uint64_t period) {
     /* relaxed: a hint; a late look only delays one check. */
     if (atomic_load_explicit(&s->nidle, memory_order_relaxed) >= s->nworkers)
         return due; /* all idle: nothing can be held */
-    uint64_t check = weft_now() + WEFT_STALL_CHECK_NS;
+    uint64_t check = weft_now() + period;
     return check < due ? check : due;
 }
 
-static bool watch_parked(struct weft_worker *w, uint64_t due, bool watching);
+/* Take the watcher role if it is free. relaxed: a role, not a hand-over
+ * of data. */
+static bool take_watcher_role(struct weft_sched *s) {
+    uint32_t free_role = 0;
+    return s->nworkers > 1 &&
+           atomic_compare_exchange_strong_explicit(&s->watcher, &free_role, 1,
+                                                   memory_order_relaxed, memory_order_relaxed);
+}
+
+static bool watch_parked(struct weft_worker *w, uint64_t due, bool *watching);
 
 /* Steps P1-P4, until woken or until `due` (a slab to trim: then the
  * worker leaves idleness by itself, not as a spinner). Returns false
@@ -1037,30 +1057,29 @@ static bool park(struct weft_worker *w, uint64_t due) {
         return !stopping || work_visible(s);
     }
     /* P4. One parked worker at a time watches for held work ("Held
-     * work"). relaxed: a role, not a hand-over of data. */
-    uint32_t free_role = 0;
-    bool watching = s->nworkers > 1 &&
-                    atomic_compare_exchange_strong_explicit(&s->watcher, &free_role, 1,
-                                                            memory_order_relaxed,
-                                                            memory_order_relaxed);
-    bool woken = watch_parked(w, due, watching);
+     * work"). */
+    bool watching = take_watcher_role(s);
+    bool woken = watch_parked(w, due, &watching);
     if (watching)
         atomic_store_explicit(&s->watcher, 0, memory_order_relaxed);
     return woken;
 }
 
 /* P4 proper: wait until notified, `due`, or (watching) held work is
- * found. Returns true as park() does. */
-static bool watch_parked(struct weft_worker *w, uint64_t due, bool watching) {
+ * found; *watching: whether we hold the watcher role, which we take over
+ * here if it falls free. Returns true as park() does. */
+static bool watch_parked(struct weft_worker *w, uint64_t due, bool *watching) {
     struct weft_sched *s = w->sched;
     /* acquire: pairs with the waker's CAS to NOTIFIED. */
     while (atomic_load_explicit(&w->park_word, memory_order_acquire) == PARK_IDLE) {
-        uint64_t until = watching ? park_until(s, due) : due;
+        uint64_t until = park_until(s, due, *watching ? WEFT_STALL_CHECK_NS
+                                                      : WEFT_ROLE_CHECK_NS);
         if (weft__park_wait(&w->park_word, PARK_IDLE, until) != -ETIMEDOUT)
             continue;
         /* A look for held work (park_until), not the trim: stay parked
-         * unless there is some. */
-        if (until < due && !work_visible(s) && !stalled_rings(w))
+         * unless we watch (or the role was free) and there is some. */
+        if (until < due && ((!*watching && !(*watching = take_watcher_role(s))) ||
+                            (!work_visible(s) && !stalled_rings(w))))
             continue;
         uint32_t idle = PARK_IDLE;
         /* acquire: on failure a waker got here first (as above); on

@@ -390,6 +390,68 @@ static void test_parked_worker_finds_unheard_work(void **state) {
     assert_int_equal(atomic_load(&failures), 0);
 }
 
+/* The watcher role is free from when its holder leaves the park until a
+ * worker parks again; workers that parked under that holder are not
+ * watchers. Here: three fibers meet, one per worker, so nobody is parked
+ * and nobody watches; the role is then held by hand while two of them
+ * end and their workers park (as non-watchers), and let go. The third
+ * pushes a task unheard and blocks its worker: one of the parked workers
+ * must take the role over and find the task. */
+static atomic_int met, released;
+
+static void meet(void) {
+    atomic_fetch_add(&met, 1);
+    uint64_t give_up = weft_now() + 5 * WEFT_SEC;
+    while (atomic_load(&met) < 3 && weft_now() < give_up)
+        weft__cpu_relax();
+    CHECK(atomic_load(&met) == 3);
+}
+
+static void *meet_then_end(void *arg) {
+    (void)arg;
+    meet();
+    while (!atomic_load(&released))
+        weft__cpu_relax();
+    return NULL;
+}
+
+static void *push_unheard_with_role_free(void *arg) {
+    struct weft_sched *s = arg;
+    meet();
+    /* All three workers run: no parked worker holds the role. */
+    atomic_store(&s->watcher, 1);
+    atomic_store(&released, 1);
+    uint64_t give_up = weft_now() + 5 * WEFT_SEC;
+    while (atomic_load(&s->nidle) < 2 && weft_now() < give_up)
+        weft__cpu_relax();
+    CHECK(atomic_load(&s->nidle) == 2); /* both parked as non-watchers */
+    atomic_store(&s->watcher, 0);       /* the role falls free */
+    atomic_fetch_add(&s->nspinning, 1); /* the push notifies nobody */
+    CHECK(weft_spawn(NULL, mark_ran, NULL, NULL) == 0);
+    atomic_fetch_sub(&s->nspinning, 1);
+    for (int i = 0; i < 3000 && !atomic_load(&unheard_ran); i++)
+        usleep(1000);
+    CHECK(atomic_load(&unheard_ran));
+    return NULL;
+}
+
+static void test_parked_worker_takes_a_free_watcher_role(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt(3);
+    struct weft_sched *s = &rt->sched;
+    atomic_store(&unheard_ran, 0);
+    atomic_store(&met, 0);
+    atomic_store(&released, 0);
+    weft_task *t[3];
+    assert_int_equal(weft_spawn(rt, meet_then_end, NULL, &t[0]), 0);
+    assert_int_equal(weft_spawn(rt, meet_then_end, NULL, &t[1]), 0);
+    assert_int_equal(weft_spawn(rt, push_unheard_with_role_free, s, &t[2]), 0);
+    assert_int_equal(weft_gather(t, 3, NULL), 0);
+    assert_int_equal(atomic_load(&unheard_ran), 1);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
 /* ---- Take-back: a fiber among the last few of our deque ------------- */
 
 /* Finish a taken-back fiber by hand, as join.c's inline path does. */
@@ -561,6 +623,7 @@ int main(void) {
         cmocka_unit_test(test_wake_batch_does_not_spill),
         cmocka_unit_test(test_woken_fibers_leave_a_blocked_worker),
         cmocka_unit_test(test_parked_worker_finds_unheard_work),
+        cmocka_unit_test(test_parked_worker_takes_a_free_watcher_role),
         cmocka_unit_test(test_take_back_only_near_the_bottom),
         cmocka_unit_test(test_stack_left_is_within_the_stack),
         cmocka_unit_test(test_canary_checked_at_switch_out),
