@@ -87,7 +87,7 @@
  *   never calls weft, still holds its woken ring, and maybe fibers whose
  *   notification a parking worker missed ("Local pushes"). So while any
  *   worker runs, one parked worker (the watcher: the first to park while
- *   the role is free) wakes every WEFT_STALL_CHECK_NS and looks: for a
+ *   the role is free or asleep) wakes every WEFT_STALL_CHECK_NS and looks: for a
  *   victim's ring whose head has not moved since its last look, or for
  *   work in a deque or a slot; if there is some, it searches as a
  *   spinner (step 5), else parks again. Go's sysmon does this job. The
@@ -95,9 +95,13 @@
  *   free (every parked worker watching cost O(workers^2) loads per
  *   period: 256 workers under TSan never got through a test). When
  *   every worker is idle nothing can be held, and all of them sleep
- *   until notified. The role falls free when the watcher leaves the
- *   park; the next worker to park takes it, or else, within
- *   WEFT_ROLE_CHECK_NS, one of those that parked under the old watcher.
+ *   until notified, the watcher too, which marks the role asleep: a
+ *   worker that parks after one of them was woken takes it over. The
+ *   role falls free when the watcher leaves the park; the next worker
+ *   to park takes it, or else, within WEFT_ROLE_CHECK_NS, one of those
+ *   that parked under the old watcher. So whenever work may be held
+ *   without a notification (a worker parked while another pushed), the
+ *   parked worker that missed it watches, or another does.
  *
  * Local pushes
  *   A worker that queues on its own deque (a spawn, a fiber kicked out of
@@ -1005,10 +1009,17 @@ static bool stalled_rings(struct weft_worker *w) {
  * role is free while another worker runs: it is free from when its
  * holder leaves the park until a worker parks again, and the workers
  * that parked under that holder take it over within this. Rarely
- * needed, so rarely. A worker that parked while every worker was idle
- * sleeps until notified, watcher or not (no ticks in an idle runtime):
- * if another is woken meanwhile, it does not look until its next park. */
+ * needed, so rarely. */
 #define WEFT_ROLE_CHECK_NS (25 * WEFT_MSEC)
+
+/* The watcher role, s->watcher. */
+enum {
+    ROLE_FREE = 0,
+    ROLE_WATCHING = 1, /* its holder wakes every WEFT_STALL_CHECK_NS */
+    ROLE_ASLEEP = 2,   /* its holder sleeps until notified (all were idle
+                        * when it last looked): it watches nothing, so a
+                        * worker that parks takes the role over */
+};
 
 /* The park's wake-up time: `due`, or within `period` while another
  * worker runs. */
@@ -1020,12 +1031,17 @@ static uint64_t park_until(struct weft_sched *s, uint64_t due, uint64_t period) 
     return check < due ? check : due;
 }
 
-/* Take the watcher role if it is free. relaxed: a role, not a hand-over
- * of data. */
+/* Take the watcher role if it is free or its holder sleeps. relaxed, as
+ * every access to the role: a role, not a hand-over of data. A takeover
+ * may leave two workers watching for a while (the sleeper wakes and
+ * looks too, or its exit frees the role under the new holder): a
+ * harmless extra look, where too few would strand work. */
 static bool take_watcher_role(struct weft_sched *s) {
-    uint32_t free_role = 0;
-    return s->nworkers > 1 &&
-           atomic_compare_exchange_strong_explicit(&s->watcher, &free_role, 1,
+    if (s->nworkers < 2)
+        return false;
+    uint32_t role = atomic_load_explicit(&s->watcher, memory_order_relaxed);
+    return role != ROLE_WATCHING &&
+           atomic_compare_exchange_strong_explicit(&s->watcher, &role, ROLE_WATCHING,
                                                    memory_order_relaxed, memory_order_relaxed);
 }
 
@@ -1061,7 +1077,7 @@ static bool park(struct weft_worker *w, uint64_t due) {
     bool watching = take_watcher_role(s);
     bool woken = watch_parked(w, due, &watching);
     if (watching)
-        atomic_store_explicit(&s->watcher, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->watcher, ROLE_FREE, memory_order_relaxed);
     return woken;
 }
 
@@ -1074,6 +1090,9 @@ static bool watch_parked(struct weft_worker *w, uint64_t due, bool *watching) {
     while (atomic_load_explicit(&w->park_word, memory_order_acquire) == PARK_IDLE) {
         uint64_t until = park_until(s, due, *watching ? WEFT_STALL_CHECK_NS
                                                       : WEFT_ROLE_CHECK_NS);
+        if (*watching)
+            atomic_store_explicit(&s->watcher, until < due ? ROLE_WATCHING : ROLE_ASLEEP,
+                                  memory_order_relaxed);
         if (weft__park_wait(&w->park_word, PARK_IDLE, until) != -ETIMEDOUT)
             continue;
         /* A look for held work (park_until), not the trim: stay parked
@@ -1271,7 +1290,7 @@ int weft__sched_init(struct weft_sched *s, unsigned nworkers, int default_class,
     weft__inject_init(&s->woken);
     atomic_init(&s->nspinning, 0);
     atomic_init(&s->nidle, 0);
-    atomic_init(&s->watcher, 0);
+    atomic_init(&s->watcher, ROLE_FREE);
     atomic_init(&s->stopping, 0);
     atomic_init(&s->spawned_outside, 0);
     atomic_init(&s->finished_outside, 0);

@@ -110,8 +110,9 @@ struct weft_sched {
     alignas(WEFT_CACHELINE) _Atomic uint32_t nspinning;
     /* Workers that announced they are out of work ("Parking"). */
     _Atomic uint32_t nidle;
-    /* 1 while a parked worker watches for held work ("Held work" in
-     * sched.c): CAS by parking workers. */
+    /* The watcher role ("Held work" in sched.c): free, held by a parked
+     * worker that watches, or by one asleep until notified. CAS by
+     * parking workers. */
     _Atomic uint32_t watcher;
     /* Set once by stop(); workers exit when they see it and find no work. */
     _Atomic uint32_t stopping;

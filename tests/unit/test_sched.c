@@ -390,13 +390,22 @@ static void test_parked_worker_finds_unheard_work(void **state) {
     assert_int_equal(atomic_load(&failures), 0);
 }
 
-/* The watcher role is free from when its holder leaves the park until a
- * worker parks again; workers that parked under that holder are not
- * watchers. Here: three fibers meet, one per worker, so nobody is parked
- * and nobody watches; the role is then held by hand while two of them
- * end and their workers park (as non-watchers), and let go. The third
- * pushes a task unheard and blocks its worker: one of the parked workers
- * must take the role over and find the task. */
+/* Who watches for held work when the role's holder does not: three
+ * fibers meet, one per worker, so nobody is parked and nobody holds the
+ * role; the role is then set by hand while two of them end and their
+ * workers park, and the third pushes a task unheard and blocks its
+ * worker. One of the parked workers must find the task.
+ *   - held 1 (a watcher), freed once both parked: as when the watcher
+ *     leaves the park; the two parked under it, as non-watchers, and
+ *     must take the free role over.
+ *   - held 2 (a watcher asleep until notified, as after every worker was
+ *     idle): a worker that parks must take it over. */
+struct role_case {
+    struct weft_sched *s;
+    uint32_t held;    /* the role while the two park */
+    bool free_after;  /* then let it fall free */
+};
+
 static atomic_int met, released;
 
 static void meet(void) {
@@ -415,17 +424,19 @@ static void *meet_then_end(void *arg) {
     return NULL;
 }
 
-static void *push_unheard_with_role_free(void *arg) {
-    struct weft_sched *s = arg;
+static void *push_unheard_with_role(void *arg) {
+    const struct role_case *c = arg;
+    struct weft_sched *s = c->s;
     meet();
     /* All three workers run: no parked worker holds the role. */
-    atomic_store(&s->watcher, 1);
+    atomic_store(&s->watcher, c->held);
     atomic_store(&released, 1);
     uint64_t give_up = weft_now() + 5 * WEFT_SEC;
     while (atomic_load(&s->nidle) < 2 && weft_now() < give_up)
         weft__cpu_relax();
-    CHECK(atomic_load(&s->nidle) == 2); /* both parked as non-watchers */
-    atomic_store(&s->watcher, 0);       /* the role falls free */
+    CHECK(atomic_load(&s->nidle) == 2);
+    if (c->free_after)
+        atomic_store(&s->watcher, 0);
     atomic_fetch_add(&s->nspinning, 1); /* the push notifies nobody */
     CHECK(weft_spawn(NULL, mark_ran, NULL, NULL) == 0);
     atomic_fetch_sub(&s->nspinning, 1);
@@ -435,21 +446,30 @@ static void *push_unheard_with_role_free(void *arg) {
     return NULL;
 }
 
-static void test_parked_worker_takes_a_free_watcher_role(void **state) {
-    (void)state;
+static void run_role_case(uint32_t held, bool free_after) {
     weft_runtime *rt = make_rt(3);
-    struct weft_sched *s = &rt->sched;
+    struct role_case c = {&rt->sched, held, free_after};
     atomic_store(&unheard_ran, 0);
     atomic_store(&met, 0);
     atomic_store(&released, 0);
     weft_task *t[3];
     assert_int_equal(weft_spawn(rt, meet_then_end, NULL, &t[0]), 0);
     assert_int_equal(weft_spawn(rt, meet_then_end, NULL, &t[1]), 0);
-    assert_int_equal(weft_spawn(rt, push_unheard_with_role_free, s, &t[2]), 0);
+    assert_int_equal(weft_spawn(rt, push_unheard_with_role, &c, &t[2]), 0);
     assert_int_equal(weft_gather(t, 3, NULL), 0);
     assert_int_equal(atomic_load(&unheard_ran), 1);
     assert_int_equal(weft_runtime_destroy(rt), 0);
     assert_int_equal(atomic_load(&failures), 0);
+}
+
+static void test_parked_worker_takes_a_free_watcher_role(void **state) {
+    (void)state;
+    run_role_case(1, true);
+}
+
+static void test_parking_worker_takes_over_a_sleeping_watcher(void **state) {
+    (void)state;
+    run_role_case(2, false);
 }
 
 /* ---- Take-back: a fiber among the last few of our deque ------------- */
@@ -624,6 +644,7 @@ int main(void) {
         cmocka_unit_test(test_woken_fibers_leave_a_blocked_worker),
         cmocka_unit_test(test_parked_worker_finds_unheard_work),
         cmocka_unit_test(test_parked_worker_takes_a_free_watcher_role),
+        cmocka_unit_test(test_parking_worker_takes_over_a_sleeping_watcher),
         cmocka_unit_test(test_take_back_only_near_the_bottom),
         cmocka_unit_test(test_stack_left_is_within_the_stack),
         cmocka_unit_test(test_canary_checked_at_switch_out),
