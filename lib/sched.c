@@ -87,21 +87,22 @@
  *   never calls weft, still holds its woken ring, and maybe fibers whose
  *   notification a parking worker missed ("Local pushes"). So while any
  *   worker runs, one parked worker (the watcher: the first to park while
- *   the role is free or asleep) wakes every WEFT_STALL_CHECK_NS and looks: for a
- *   victim's ring whose head has not moved since its last look, or for
- *   work in a deque or a slot; if there is some, it searches as a
- *   spinner (step 5), else parks again. Go's sysmon does this job. The
- *   others only look, every WEFT_ROLE_CHECK_NS, whether the role fell
- *   free (every parked worker watching cost O(workers^2) loads per
- *   period: 256 workers under TSan never got through a test). When
- *   every worker is idle nothing can be held, and all of them sleep
- *   until notified, the watcher too, which marks the role asleep: a
- *   worker that parks after one of them was woken takes it over. The
- *   role falls free when the watcher leaves the park; the next worker
- *   to park takes it, or else, within WEFT_ROLE_CHECK_NS, one of those
- *   that parked under the old watcher. So whenever work may be held
- *   without a notification (a worker parked while another pushed), the
- *   parked worker that missed it watches, or another does.
+ *   the role is free or asleep) wakes every WEFT_STALL_CHECK_NS and
+ *   looks: for a victim's ring whose head has not moved since its last
+ *   look, or for work in a deque or a slot; if there is some, it
+ *   searches as a spinner (step 5), else parks again. Go's sysmon does
+ *   this job. The others only look, every WEFT_ROLE_CHECK_NS, whether
+ *   the role fell free or asleep (every parked worker watching cost
+ *   O(workers^2) loads per period: 256 workers under TSan never got
+ *   through a test). When every worker is idle nothing can be held,
+ *   and all of them sleep until notified, the watcher too, which marks
+ *   the role asleep: a worker that parks after one of them was woken
+ *   takes it over. The role falls free when the watcher leaves the
+ *   park; the next worker to park takes it, or else, within
+ *   WEFT_ROLE_CHECK_NS, one of those that parked under the old watcher.
+ *   So whenever work may be held without a notification (a worker
+ *   parked while another pushed), the parked worker that missed it
+ *   watches, or another does.
  *
  * Local pushes
  *   A worker that queues on its own deque (a spawn, a fiber kicked out of
