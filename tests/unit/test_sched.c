@@ -354,16 +354,17 @@ static void *mark_ran(void *arg) {
     return NULL;
 }
 
-/* Queues a task as a local push does, with its notification lost (as
- * when the other worker parks at that very moment: "Local pushes" in
- * sched.c), then blocks its worker thread in the kernel until the task
- * has run elsewhere. */
-static void *push_unheard_then_block(void *arg) {
-    struct weft_sched *s = arg;
+/* Until n workers are parked (5 s at most). */
+static void wait_until_parked(struct weft_sched *s, uint32_t n) {
     uint64_t give_up = weft_now() + 5 * WEFT_SEC;
-    while (atomic_load(&s->nidle) < 1 && weft_now() < give_up)
+    while (atomic_load(&s->nidle) < n && weft_now() < give_up)
         weft__cpu_relax();
-    CHECK(atomic_load(&s->nidle) == 1); /* the other worker is parked */
+    CHECK(atomic_load(&s->nidle) == n);
+}
+
+/* Spawn mark_ran with its notification lost, then hold this worker's
+ * thread in the kernel until the task has run elsewhere (3 s at most). */
+static void push_unheard_and_block(struct weft_sched *s) {
     /* A spinner that will never look: the push notifies nobody. */
     atomic_fetch_add(&s->nspinning, 1);
     CHECK(weft_spawn(NULL, mark_ran, NULL, NULL) == 0);
@@ -371,6 +372,16 @@ static void *push_unheard_then_block(void *arg) {
     for (int i = 0; i < 3000 && !atomic_load(&unheard_ran); i++)
         usleep(1000);
     CHECK(atomic_load(&unheard_ran));
+}
+
+/* Queues a task as a local push does, with its notification lost (as
+ * when the other worker parks at that very moment: "Local pushes" in
+ * sched.c), then blocks its worker thread in the kernel until the task
+ * has run elsewhere. */
+static void *push_unheard_then_block(void *arg) {
+    struct weft_sched *s = arg;
+    wait_until_parked(s, 1); /* the other worker */
+    push_unheard_and_block(s);
     return NULL;
 }
 
@@ -431,18 +442,10 @@ static void *push_unheard_with_role(void *arg) {
     /* All three workers run: no parked worker holds the role. */
     atomic_store(&s->watcher, c->held);
     atomic_store(&released, 1);
-    uint64_t give_up = weft_now() + 5 * WEFT_SEC;
-    while (atomic_load(&s->nidle) < 2 && weft_now() < give_up)
-        weft__cpu_relax();
-    CHECK(atomic_load(&s->nidle) == 2);
+    wait_until_parked(s, 2);
     if (c->free_after)
         atomic_store(&s->watcher, 0);
-    atomic_fetch_add(&s->nspinning, 1); /* the push notifies nobody */
-    CHECK(weft_spawn(NULL, mark_ran, NULL, NULL) == 0);
-    atomic_fetch_sub(&s->nspinning, 1);
-    for (int i = 0; i < 3000 && !atomic_load(&unheard_ran); i++)
-        usleep(1000);
-    CHECK(atomic_load(&unheard_ran));
+    push_unheard_and_block(s);
     return NULL;
 }
 
