@@ -97,8 +97,9 @@
  *   through a test). When every worker is idle nothing can be held,
  *   and all of them sleep until notified, the watcher too, which marks
  *   the role asleep: a worker that parks after one of them was woken
- *   takes it over. The role falls free when the watcher leaves the
- *   park; the next worker to park takes it, or else, within
+ *   takes it over (the old holder, once it looks again, parks as a
+ *   non-watcher). The role falls free when the watcher leaves the park;
+ *   the next worker to park takes it, or else, within
  *   WEFT_ROLE_CHECK_NS, one of those that parked under the old watcher.
  *   So whenever work may be held without a notification (a worker
  *   parked while another pushed), the parked worker that missed it
@@ -1013,14 +1014,14 @@ static bool stalled_rings(struct weft_worker *w) {
  * needed, so rarely. */
 #define WEFT_ROLE_CHECK_NS (25 * WEFT_MSEC)
 
-/* The watcher role, s->watcher. */
-enum {
-    ROLE_FREE = 0,
-    ROLE_WATCHING = 1, /* its holder wakes every WEFT_STALL_CHECK_NS */
-    ROLE_ASLEEP = 2,   /* its holder sleeps until notified (all were idle
-                        * when it last looked): it watches nothing, so a
-                        * worker that parks takes the role over */
-};
+/* The watcher role, s->watcher (sched.h): free, or its holder's
+ * role_of(), marked WEFT_ROLE_ASLEEP while the holder sleeps until
+ * notified (all were idle when it last looked): it watches nothing then,
+ * so a worker that parks takes the role over, and the old holder, when
+ * it looks again, finds the role gone and parks as a non-watcher. So one
+ * worker watches at a time. Every access is relaxed: a role, not a
+ * hand-over of data. */
+static uint32_t role_of(const struct weft_worker *w) { return WEFT_ROLE_OF(w->index); }
 
 /* The park's wake-up time: `due`, or within `period` while another
  * worker runs. */
@@ -1032,18 +1033,36 @@ static uint64_t park_until(struct weft_sched *s, uint64_t due, uint64_t period) 
     return check < due ? check : due;
 }
 
-/* Take the watcher role if it is free or its holder sleeps. relaxed, as
- * every access to the role: a role, not a hand-over of data. A takeover
- * may leave two workers watching for a while (the sleeper wakes and
- * looks too, or its exit frees the role under the new holder): a
- * harmless extra look, where too few would strand work. */
-static bool take_watcher_role(struct weft_sched *s) {
+/* Take the watcher role if it is free or its holder sleeps. */
+static bool take_watcher_role(struct weft_worker *w) {
+    struct weft_sched *s = w->sched;
     if (s->nworkers < 2)
         return false;
     uint32_t role = atomic_load_explicit(&s->watcher, memory_order_relaxed);
-    return role != ROLE_WATCHING &&
-           atomic_compare_exchange_strong_explicit(&s->watcher, &role, ROLE_WATCHING,
+    return (role == WEFT_ROLE_FREE || (role & WEFT_ROLE_ASLEEP)) &&
+           atomic_compare_exchange_strong_explicit(&s->watcher, &role, role_of(w),
                                                    memory_order_relaxed, memory_order_relaxed);
+}
+
+/* We held the role: mark it asleep or watching. False if another worker
+ * took it over meanwhile (we then park as a non-watcher). */
+static bool keep_watcher_role(struct weft_worker *w, bool asleep) {
+    struct weft_sched *s = w->sched;
+    uint32_t role = atomic_load_explicit(&s->watcher, memory_order_relaxed);
+    uint32_t want = role_of(w) | (asleep ? WEFT_ROLE_ASLEEP : 0);
+    return (role & ~WEFT_ROLE_ASLEEP) == role_of(w) &&
+           (role == want ||
+            atomic_compare_exchange_strong_explicit(&s->watcher, &role, want,
+                                                    memory_order_relaxed, memory_order_relaxed));
+}
+
+/* Leave the role free, unless another worker took it over. */
+static void drop_watcher_role(struct weft_worker *w) {
+    struct weft_sched *s = w->sched;
+    uint32_t role = atomic_load_explicit(&s->watcher, memory_order_relaxed);
+    if ((role & ~WEFT_ROLE_ASLEEP) == role_of(w))
+        atomic_compare_exchange_strong_explicit(&s->watcher, &role, WEFT_ROLE_FREE,
+                                                memory_order_relaxed, memory_order_relaxed);
 }
 
 static bool watch_parked(struct weft_worker *w, uint64_t due, bool *watching);
@@ -1075,10 +1094,10 @@ static bool park(struct weft_worker *w, uint64_t due) {
     }
     /* P4. One parked worker at a time watches for held work ("Held
      * work"). */
-    bool watching = take_watcher_role(s);
+    bool watching = take_watcher_role(w);
     bool woken = watch_parked(w, due, &watching);
     if (watching)
-        atomic_store_explicit(&s->watcher, ROLE_FREE, memory_order_relaxed);
+        drop_watcher_role(w);
     return woken;
 }
 
@@ -1091,14 +1110,13 @@ static bool watch_parked(struct weft_worker *w, uint64_t due, bool *watching) {
     while (atomic_load_explicit(&w->park_word, memory_order_acquire) == PARK_IDLE) {
         uint64_t until = park_until(s, due, *watching ? WEFT_STALL_CHECK_NS
                                                       : WEFT_ROLE_CHECK_NS);
-        if (*watching)
-            atomic_store_explicit(&s->watcher, until < due ? ROLE_WATCHING : ROLE_ASLEEP,
-                                  memory_order_relaxed);
+        if (*watching && !(*watching = keep_watcher_role(w, until >= due)))
+            continue; /* taken over: look again as a non-watcher */
         if (weft__park_wait(&w->park_word, PARK_IDLE, until) != -ETIMEDOUT)
             continue;
         /* A look for held work (park_until), not the trim: stay parked
          * unless we watch (or the role was free) and there is some. */
-        if (until < due && ((!*watching && !(*watching = take_watcher_role(s))) ||
+        if (until < due && ((!*watching && !(*watching = take_watcher_role(w))) ||
                             (!work_visible(s) && !stalled_rings(w))))
             continue;
         uint32_t idle = PARK_IDLE;
@@ -1291,7 +1309,7 @@ int weft__sched_init(struct weft_sched *s, unsigned nworkers, int default_class,
     weft__inject_init(&s->woken);
     atomic_init(&s->nspinning, 0);
     atomic_init(&s->nidle, 0);
-    atomic_init(&s->watcher, ROLE_FREE);
+    atomic_init(&s->watcher, WEFT_ROLE_FREE);
     atomic_init(&s->stopping, 0);
     atomic_init(&s->spawned_outside, 0);
     atomic_init(&s->finished_outside, 0);

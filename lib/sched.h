@@ -95,6 +95,11 @@ struct weft_worker {
 
 struct weft_timer;
 
+/* Values of weft_sched.watcher. */
+#define WEFT_ROLE_FREE 0u
+#define WEFT_ROLE_ASLEEP 1u
+#define WEFT_ROLE_OF(index) (((uint32_t)(index) + 1) << 1)
+
 struct weft_sched {
     /* -- Immutable after init. -- */
     unsigned nworkers;
@@ -110,9 +115,9 @@ struct weft_sched {
     alignas(WEFT_CACHELINE) _Atomic uint32_t nspinning;
     /* Workers that announced they are out of work ("Parking"). */
     _Atomic uint32_t nidle;
-    /* The watcher role ("Held work" in sched.c): free, held by a parked
-     * worker that watches, or by one asleep until notified. CAS by
-     * parking workers. */
+    /* The watcher role ("Held work" in sched.c): WEFT_ROLE_FREE, or
+     * WEFT_ROLE_OF(its holder's index), with WEFT_ROLE_ASLEEP set while
+     * the holder sleeps until notified. CAS by parking workers. */
     _Atomic uint32_t watcher;
     /* Set once by stop(); workers exit when they see it and find no work. */
     _Atomic uint32_t stopping;

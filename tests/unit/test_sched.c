@@ -406,11 +406,13 @@ static void test_parked_worker_finds_unheard_work(void **state) {
  * role; the role is then set by hand while two of them end and their
  * workers park, and the third pushes a task unheard and blocks its
  * worker. One of the parked workers must find the task.
- *   - held 1 (a watcher), freed once both parked: as when the watcher
+ *   - held by a watcher, freed once both parked: as when the watcher
  *     leaves the park; the two parked under it, as non-watchers, and
  *     must take the free role over.
- *   - held 2 (a watcher asleep until notified, as after every worker was
- *     idle): a worker that parks must take it over. */
+ *   - held by a watcher asleep until notified (as after every worker was
+ *     idle): a worker that parks must take it over.
+ * The holder is a worker index the runtime does not have. */
+#define NOBODY 99
 struct role_case {
     struct weft_sched *s;
     uint32_t held;    /* the role while the two park */
@@ -444,7 +446,7 @@ static void *push_unheard_with_role(void *arg) {
     atomic_store(&released, 1);
     wait_until_parked(s, 2);
     if (c->free_after)
-        atomic_store(&s->watcher, 0);
+        atomic_store(&s->watcher, WEFT_ROLE_FREE);
     push_unheard_and_block(s);
     return NULL;
 }
@@ -467,12 +469,12 @@ static void run_role_case(uint32_t held, bool free_after) {
 
 static void test_parked_worker_takes_a_free_watcher_role(void **state) {
     (void)state;
-    run_role_case(1, true);
+    run_role_case(WEFT_ROLE_OF(NOBODY), true);
 }
 
 static void test_parking_worker_takes_over_a_sleeping_watcher(void **state) {
     (void)state;
-    run_role_case(2, false);
+    run_role_case(WEFT_ROLE_OF(NOBODY) | WEFT_ROLE_ASLEEP, false);
 }
 
 /* ---- Take-back: a fiber among the last few of our deque ------------- */
