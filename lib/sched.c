@@ -1115,7 +1115,8 @@ static bool watch_parked(struct weft_worker *w, uint64_t due, bool *watching) {
         if (weft__park_wait(&w->park_word, PARK_IDLE, until) != -ETIMEDOUT)
             continue;
         /* A look for held work (park_until), not the trim: stay parked
-         * unless we watch (or the role was free) and there is some. */
+         * unless we watch (or the role was free or asleep, and is ours
+         * now) and there is some. */
         if (until < due && ((!*watching && !(*watching = take_watcher_role(w))) ||
                             (!work_visible(s) && !stalled_rings(w))))
             continue;

@@ -31,12 +31,10 @@
 #include "timer.h"
 #include "wait.h"
 
-static inline uint64_t word(uint32_t gen, uint32_t bits) { return weft__wait_word(gen, bits); }
-
 void weft__wait_abort(struct weft_fiber *f) {
     /* relaxed: after this the word only matters to wakers, who fail on a
      * RUNNING state whatever they read; NOTIFIED becomes RUNNING too. */
-    atomic_store_explicit(&f->wait, word(f->wait_gen, WEFT_WAIT_RUNNING),
+    atomic_store_explicit(&f->wait, weft__wait_word(f->wait_gen, WEFT_WAIT_RUNNING),
                           memory_order_relaxed);
 }
 
@@ -49,7 +47,7 @@ struct weft_worker *weft__wait_park(struct weft_worker *w, bool *by_timer) {
         *by_timer = atomic_load_explicit(&f->wait, memory_order_relaxed) & WEFT_WAIT_BY_TIMER;
     }
     /* relaxed: as above. */
-    atomic_store_explicit(&f->wait, word(f->wait_gen, WEFT_WAIT_RUNNING),
+    atomic_store_explicit(&f->wait, weft__wait_word(f->wait_gen, WEFT_WAIT_RUNNING),
                           memory_order_relaxed);
     return w;
 }
@@ -262,7 +260,6 @@ out:
         return -ECANCELED;
     return -ETIMEDOUT;
 }
-
 
 void weft__parker_wake(struct weft_parker *pk) {
     /* release: pairs with the sleeper's acquire load of seq (W2). */
