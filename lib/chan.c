@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bias.h"
 #include "recycle.h"
 #include "sched.h"
 #include "sync.h"
@@ -60,8 +61,9 @@ struct weft_chan {
      * (common.h). Kept across reuse; atomic for the same reason. */
     _Atomic uint32_t incarnation;
     /* On a line of its own: lockers spinning on it do not pull the
-     * channel's state away from the holder in mid-section. */
-    alignas(WEFT_CACHELINE) struct weft_spinlock lock;
+     * channel's state away from the holder in mid-section. Biased to the
+     * worker that uses the channel alone (bias.h). */
+    alignas(WEFT_CACHELINE) struct weft_bias_lock lock;
     alignas(WEFT_CACHELINE) bool closed; /* lock */
     size_t elem_size, cap;           /* immutable */
     size_t head, len;                /* lock: ring of cap slots */
@@ -250,6 +252,19 @@ static struct weft_wait_queue *queue_of(struct weft_chan *ch, weft_chan_op op) {
 
 /* ---- send / recv ------------------------------------------------------- */
 
+/* weft__node_wait (sync.h) under the channel's own lock. */
+static int node_wait(struct weft_chan *ch, struct weft_wait_queue *q, struct weft_wait_node *n,
+                     uint64_t deadline) {
+    weft__bias_unlock(&ch->lock);
+    int rc = weft__waiter_block(&n->waiter, deadline);
+    if (WEFT_LIKELY(rc == 0))
+        return 0;
+    weft__bias_lock(&ch->lock);
+    bool unqueued = weft__node_unqueue(q, n);
+    weft__bias_unlock(&ch->lock);
+    return weft__node_withdrawn(n, unqueued, rc);
+}
+
 /* Lock held, op would block and may wait: queue up and wait (or answer
  * at once if the deadline has passed or the caller is cancelled). Returns
  * as op_until. Out of line: op_until's inlined body stays small. */
@@ -262,14 +277,14 @@ static WEFT_NOINLINE int op_wait(struct weft_chan *ch, weft_chan_op op, void *el
     else if (weft__self_cancelled(self))
         rc = -ECANCELED; /* it would block */
     if (rc) {
-        weft__spin_unlock(&ch->lock);
+        weft__bias_unlock(&ch->lock);
         return rc;
     }
     struct weft_wait_node n;
     weft__node_init(&n, self, true);
     n.data = elem;
     weft__queue_push(queue_of(ch, op), &n);
-    rc = weft__node_wait(&ch->lock, queue_of(ch, op), &n, deadline);
+    rc = node_wait(ch, queue_of(ch, op), &n, deadline);
     return rc ? rc : n.result;
 }
 
@@ -282,11 +297,11 @@ static WEFT_ALWAYS_INLINE int op_until(weft_chan *chan, weft_chan_op op, void *e
     if (!ch || !elem)
         return -EINVAL;
     struct weft_wait_node *done;
-    weft__spin_lock(&ch->lock);
+    weft__bias_lock(&ch->lock);
     int rc = op_locked(ch, op, elem, &done);
     if (rc == -EAGAIN && may_wait)
         return op_wait(ch, op, elem, deadline);
-    weft__spin_unlock(&ch->lock);
+    weft__bias_unlock(&ch->lock);
     if (done)
         weft__node_wake(done, 0);
     return rc;
@@ -356,9 +371,9 @@ static size_t try_each(const weft_chan_case *cases, size_t n, size_t start, int 
         size_t i = (start + k) % n;
         struct weft_chan *ch = chan_of(cases[i].chan);
         struct weft_wait_node *done;
-        weft__spin_lock(&ch->lock);
+        weft__bias_lock(&ch->lock);
         *rc = op_locked(ch, cases[i].op, cases[i].elem, &done);
-        weft__spin_unlock(&ch->lock);
+        weft__bias_unlock(&ch->lock);
         if (done)
             weft__node_wake(done, 0);
         if (*rc != -EAGAIN)
@@ -387,12 +402,12 @@ static void lock_order(const weft_chan_case *cases, size_t n, struct select_scra
 
 static void lock_all(struct select_scratch *s) {
     for (size_t i = 0; i < s->nlocks; i++)
-        weft__spin_lock(&s->locks[i]->lock);
+        weft__bias_lock(&s->locks[i]->lock);
 }
 
 static void unlock_all(struct select_scratch *s) {
     for (size_t i = s->nlocks; i-- > 0;)
-        weft__spin_unlock(&s->locks[i]->lock);
+        weft__bias_unlock(&s->locks[i]->lock);
 }
 
 /* Every lock held, nothing ready: queue one node per case. */
@@ -414,10 +429,10 @@ static void unqueue_cases(const weft_chan_case *cases, size_t n,
                           struct weft_wait_node *nodes) {
     for (size_t i = 0; i < n; i++) {
         struct weft_chan *ch = chan_of(cases[i].chan);
-        weft__spin_lock(&ch->lock);
+        weft__bias_lock(&ch->lock);
         if (nodes[i].queued)
             weft__queue_remove(queue_of(ch, cases[i].op), &nodes[i]);
-        weft__spin_unlock(&ch->lock);
+        weft__bias_unlock(&ch->lock);
     }
 }
 
@@ -508,16 +523,16 @@ int weft_chan_close(weft_chan *chan) {
     struct weft_chan *ch = chan_ok(chan);
     if (!ch)
         return -EINVAL;
-    weft__spin_lock(&ch->lock);
+    weft__bias_lock(&ch->lock);
     if (ch->closed) {
-        weft__spin_unlock(&ch->lock);
+        weft__bias_unlock(&ch->lock);
         return -EPIPE;
     }
     ch->closed = true;
     /* C2: take both queues' live nodes; complete them after unlocking. */
     struct weft_wait_node *senders = take_live(&ch->senders);
     struct weft_wait_node *receivers = take_live(&ch->receivers);
-    weft__spin_unlock(&ch->lock);
+    weft__bias_unlock(&ch->lock);
     weft__node_wake_chain(senders, -EPIPE);
     weft__node_wake_chain(receivers, -EPIPE);
     return 0;
@@ -527,11 +542,11 @@ int weft_chan_destroy(weft_chan *chan) {
     struct weft_chan *ch = chan_ok(chan);
     if (!ch)
         return -EINVAL;
-    weft__spin_lock(&ch->lock);
+    weft__bias_lock(&ch->lock);
     bool busy = !weft__queue_empty(&ch->senders) || !weft__queue_empty(&ch->receivers);
     if (!busy)
         atomic_store_explicit(&ch->magic, 0, memory_order_relaxed);
-    weft__spin_unlock(&ch->lock);
+    weft__bias_unlock(&ch->lock);
     if (busy)
         return -EBUSY;
     free(ch->ring);

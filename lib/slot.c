@@ -1,11 +1,5 @@
-/* lib/slot.c - the LIFO slot's thief side and the process's registration
- * for asymmetric fences (slot.h). */
-#include <errno.h>
-#include <linux/membarrier.h>
-#include <pthread.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
+/* lib/slot.c - the LIFO slot's thief side (slot.h). */
+#include "fence.h"
 #include "slot.h"
 
 /* How long a thief waits for the owner's ack (T2) before it interrupts
@@ -13,26 +7,7 @@
  * touch its slot again, well short of the membarrier's 20 us. Picked. */
 #define ACK_WAIT_NS (10 * WEFT_USEC)
 
-static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
-static bool membarrier_ok; /* written once, under membarrier_once */
-
-static long membarrier(int cmd) {
-    return syscall(__NR_membarrier, cmd, 0, 0);
-}
-
-static void membarrier_register(void) {
-    long cmds = membarrier(MEMBARRIER_CMD_QUERY);
-    if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED))
-        return;
-    membarrier_ok = membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
-}
-
-bool weft__slot_asymmetric_available(void) {
-    int saved_errno = errno; /* weft's calls leave errno unchanged */
-    pthread_once(&membarrier_once, membarrier_register);
-    errno = saved_errno;
-    return membarrier_ok;
-}
+bool weft__slot_asymmetric_available(void) { return weft__fence_available(); }
 
 void weft__slot_init(struct weft_slot *s, bool asymmetric) {
     atomic_init(&s->fiber, NULL);
@@ -67,14 +42,9 @@ static bool awaited_ack(struct weft_slot *s, uint32_t request) {
 
 /* T3: whether no plain section is open, nor can open until T5. */
 static bool owner_outside_section(struct weft_slot *s) {
-    int saved_errno = errno;
-    long rc = membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
-    errno = saved_errno;
-    /* Registered, so it should not fail (a fork keeps the registration;
-     * an exec starts afresh). If a filter forbids it later, no barrier
-     * means no steal: the owner's next acknowledgement still lets a
-     * thief in. */
-    if (rc != 0)
+    /* If a filter forbids the fence now, no barrier means no steal: the
+     * owner's next acknowledgement still lets a thief in. */
+    if (!weft__fence_all())
         return false;
     /* acquire: pairs with O5 (the closed section's stores). */
     return !atomic_load_explicit(&s->owner_busy, memory_order_acquire);

@@ -6,7 +6,7 @@
  * The owner fills and empties the slot on nearly every switch of a
  * ping-pong pair or a spawn-and-join; a thief takes from it rarely. So
  * the cost of their race is put on the thief, with an asymmetric fence
- * (Linux membarrier, "expedited private" kind):
+ * (fence.h: Linux membarrier, "expedited private" kind):
  *
  *   owner (every operation)          thief (rare)
  *   O1 owner_busy = 1                T1 thief = r, a request number (CAS

@@ -130,20 +130,23 @@ void weft__spin_unlock_contended(struct weft_spinlock *l) {
     weft__park_wake(&l->held, 1);
 }
 
-int weft__node_withdraw(struct weft_spinlock *lock, struct weft_wait_queue *q,
-                        struct weft_wait_node *n, int rc) {
-    weft__spin_lock(lock);
-    if (n->queued) {
-        weft__queue_remove(q, n);
-        weft__spin_unlock(lock);
+int weft__node_withdrawn(struct weft_wait_node *n, bool unqueued, int rc) {
+    if (unqueued) {
         if (n->waiter.fiber)
             weft__wait_abort(n->waiter.fiber);
         return rc;
     }
-    weft__spin_unlock(lock);
     /* Dequeued by someone who will signal: the event happened after all. */
     weft__waiter_drain(&n->waiter, 0);
     return 0;
+}
+
+int weft__node_withdraw(struct weft_spinlock *lock, struct weft_wait_queue *q,
+                        struct weft_wait_node *n, int rc) {
+    weft__spin_lock(lock);
+    bool unqueued = weft__node_unqueue(q, n);
+    weft__spin_unlock(lock);
+    return weft__node_withdrawn(n, unqueued, rc);
 }
 
 uint64_t weft__deadline_after(uint64_t timeout_ns) {

@@ -179,6 +179,17 @@ static inline int weft__node_wait(struct weft_spinlock *lock, struct weft_wait_q
     return WEFT_LIKELY(rc == 0) ? 0 : weft__node_withdraw(lock, q, n, rc);
 }
 
+/* The two halves of a withdrawal, for a caller with a lock of its own
+ * kind (chan.c): under the lock, take n off q if still queued (true if
+ * it was); then, unlocked, the call's answer (rc: the wait's). */
+static inline bool weft__node_unqueue(struct weft_wait_queue *q, struct weft_wait_node *n) {
+    if (!n->queued)
+        return false;
+    weft__queue_remove(q, n);
+    return true;
+}
+int weft__node_withdrawn(struct weft_wait_node *n, bool unqueued, int rc);
+
 /* Signal a node taken off its queue, after unlocking (Q2): its own
  * waiter, or its select's. */
 static inline void weft__node_wake(struct weft_wait_node *n, int result) {

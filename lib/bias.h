@@ -1,0 +1,110 @@
+/*
+ * lib/bias.h - a lock biased to one thread: the channel's lock (chan.c).
+ *
+ * A channel between two fibers is locked twice per hand-off, nearly
+ * always from one worker (the woken fiber runs next on the waker's
+ * worker, sched.c), and an uncontended locked instruction is a large
+ * part of such a hand-off. So once one thread has taken the lock many
+ * times in a row, the lock is biased to it: that thread (the owner)
+ * enters with plain stores and loads, and any other thread first takes
+ * the bias away (revokes it), paying for an asymmetric fence (fence.h):
+ *
+ *   owner                              anyone else (the shared path)
+ *   O1 busy = 1                        R1 lock the spinlock
+ *   O2 compiler barrier only           R2 if owned by another: owner = 0,
+ *   O3 if owner != me: busy = 0 and       the fence, then wait while busy
+ *      take the shared path            R3 the critical section
+ *   O4 the critical section            R4 unlock the spinlock
+ *   O5 busy = 0 (release)
+ *
+ * The fence splits the owner's instruction stream at one point. If O3
+ * came before it, O1 is visible to the revoker after it: R2 waits for
+ * O5, whose release hands the section's stores over. If O3 came after
+ * it, O3 sees owner == 0 and the owner takes the shared path, behind the
+ * revoker. So a plain section never overlaps a section of the shared
+ * path. (The owner's own shared-path sections exclude its plain ones by
+ * program order.)
+ *
+ * A revocation costs the revoker a fence (0.2 us with the owner's CPU
+ * idle, 20-30 us with it running), so biasing must pay for it: a lock is
+ * biased to the thread that took it `run_needed` times in a row on the
+ * shared path, and a revocation that comes soon after the grant (within
+ * BIAS_PAID_NS, bias.c) quadruples run_needed, up to BIAS_RUN_MAX. A
+ * lock that two workers share in turns stays on the shared path; a
+ * ping-pong pair's channel is biased to their worker, and soon to the
+ * other worker when the pair moves there.
+ *
+ * Where the fence is missing (fence.h) no lock is ever biased.
+ *
+ * Invariants:
+ *   B1  owner is 0 or a thread's token; only a holder of the spinlock
+ *       writes it (R2, or a grant).
+ *   B2  busy is 1 only between the owner's O1 and O5 (or its O3 bail).
+ *   B3  plain is true only inside a plain section: the holder's field.
+ *   B4  last, run, run_needed and revocations: the spinlock's holder's
+ *       (anyone's who holds the lock, plain sections included).
+ */
+#ifndef WEFT_BIAS_H
+#define WEFT_BIAS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "sync.h"
+
+struct weft_bias_lock {
+    struct weft_spinlock shared; /* the shared path's lock */
+    _Atomic uint32_t owner;      /* B1 */
+    _Atomic uint32_t busy;       /* B2 */
+    bool plain;                  /* B3 */
+    uint32_t last, run;          /* B4: the last shared-path taker, and its run */
+    uint32_t run_needed;         /* B4: the run that earns the bias */
+    uint32_t revocations;        /* B4: so far (for tests) */
+    uint64_t granted_at;         /* B4: when the bias was last granted */
+    /* How long a bias must have lasted for its revocation to leave
+     * run_needed as it is (0: BIAS_PAID_NS); tests set it. */
+    uint64_t paid_ns;
+};
+
+/* This thread's token (0 until its first shared-path lock). */
+extern WEFT_TLS uint32_t weft__bias_token;
+
+/* An unbiased, unlocked lock (also what zeroed memory holds). */
+void weft__bias_init(struct weft_bias_lock *l);
+/* The shared path: R1-R2, then the grant (bias.c). */
+void weft__bias_lock_shared(struct weft_bias_lock *l);
+
+static inline void weft__bias_lock(struct weft_bias_lock *l) {
+    uint32_t me = weft__bias_token;
+    /* relaxed: a hint; the load after O1 decides. */
+    if (me && atomic_load_explicit(&l->owner, memory_order_relaxed) == me) {
+        /* O1. relaxed: the fence of R2 orders it for a revoker. */
+        atomic_store_explicit(&l->busy, 1, memory_order_relaxed);
+        /* O2: the compiler must not sink O1 below O3; the CPU may, until
+         * a revoker's fence drains it. */
+        atomic_signal_fence(memory_order_seq_cst);
+        /* O3. relaxed: B1, and the owner is only ever granted to the
+         * spinlock's holder, itself: we saw its own store, or R2's. */
+        if (WEFT_LIKELY(atomic_load_explicit(&l->owner, memory_order_relaxed) == me)) {
+            l->plain = true;
+            return;
+        }
+        /* relaxed: B2; a revoker waiting for it needs none of our stores. */
+        atomic_store_explicit(&l->busy, 0, memory_order_relaxed);
+    }
+    weft__bias_lock_shared(l);
+}
+
+static inline void weft__bias_unlock(struct weft_bias_lock *l) {
+    if (l->plain) {
+        l->plain = false;
+        /* O5. release: the section's stores, to a revoker reading 0. */
+        atomic_store_explicit(&l->busy, 0, memory_order_release);
+        return;
+    }
+    weft__spin_unlock(&l->shared);
+}
+
+#endif /* WEFT_BIAS_H */
