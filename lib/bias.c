@@ -29,24 +29,25 @@ void weft__bias_init(struct weft_bias_lock *l) {
     atomic_init(&l->owner, 0);
     atomic_init(&l->busy, 0);
     l->plain = false;
-    l->last = l->run = 0;
+    l->last = l->run_left = 0;
     l->run_needed = 0; /* BIAS_RUN_FIRST, read as 0 (zeroed memory) */
     l->revocations = 0;
     l->granted_at = 0;
     l->paid_ns = 0;
 }
 
-static uint32_t my_token(void) {
-    if (WEFT_UNLIKELY(!weft__bias_token)) {
-        /* relaxed: only uniqueness matters. After 2^32 threads the count
-         * wraps; a thread that draws 0 is simply never an owner. */
-        weft__bias_token = atomic_fetch_add_explicit(&tokens, 1, memory_order_relaxed) + 1;
-    }
+uint32_t weft__bias_new_token(void) {
+    /* relaxed: only uniqueness matters. After 2^32 threads the count
+     * wraps; a thread that draws 0 is simply never an owner. */
+    weft__bias_token = atomic_fetch_add_explicit(&tokens, 1, memory_order_relaxed) + 1;
     return weft__bias_token;
 }
 
-/* R2, the spinlock held: take the bias from its owner. */
-static void revoke(struct weft_bias_lock *l) {
+static uint32_t run_needed(const struct weft_bias_lock *l) {
+    return l->run_needed ? l->run_needed : BIAS_RUN_FIRST;
+}
+
+void weft__bias_revoke(struct weft_bias_lock *l) {
     /* relaxed: the fence orders it for the owner (O3). */
     atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
     if (!weft__fence_all()) {
@@ -55,7 +56,7 @@ static void revoke(struct weft_bias_lock *l) {
          * refuses it. Without it the owner's O1 may still sit in its
          * store buffer: wait far longer than a store takes to drain (a
          * preempted owner's O1 is visible: a switch drains it). No bias
-         * is granted again (count_run). */
+         * is granted again (weft__bias_grant). */
         for (unsigned i = 0; i < 16 * BIAS_SPINS; i++)
             sched_yield();
     }
@@ -67,43 +68,27 @@ static void revoke(struct weft_bias_lock *l) {
             sched_yield(); /* the owner was preempted inside a section */
     }
     uint64_t paid = l->paid_ns ? l->paid_ns : BIAS_PAID_NS;
-    uint32_t need = l->run_needed ? l->run_needed : BIAS_RUN_FIRST;
+    uint32_t need = run_needed(l);
     if (weft_now() - l->granted_at >= paid)
         l->run_needed = BIAS_RUN_FIRST;
     else
         l->run_needed = need >= BIAS_RUN_MAX / 4 ? BIAS_RUN_MAX : need * 4;
-    l->last = l->run = 0;
+    l->last = 0;
     l->revocations++;
 }
 
-/* The spinlock held, the lock unbiased: grant the bias to `me` once it
- * has taken the lock run_needed times in a row. */
-static void count_run(struct weft_bias_lock *l, uint32_t me) {
-    if (l->last != me) {
-        l->last = me;
-        l->run = 1;
-        return;
-    }
-    uint32_t need = l->run_needed ? l->run_needed : BIAS_RUN_FIRST;
-    if (++l->run < need || !weft__fence_available() ||
+void weft__bias_new_run(struct weft_bias_lock *l, uint32_t me) {
+    l->last = me;
+    l->run_left = run_needed(l) - 1; /* this lock is the run's first */
+}
+
+void weft__bias_grant(struct weft_bias_lock *l, uint32_t me) {
+    l->last = 0; /* the next shared-path lock starts a new run */
+    if (!me || !weft__fence_available() ||
         atomic_load_explicit(&fence_refused, memory_order_relaxed))
         return;
-    l->run = 0;
     l->granted_at = weft_now();
     /* relaxed: B1; we hold the spinlock, and our own plain sections
      * start after this store in program order. */
     atomic_store_explicit(&l->owner, me, memory_order_relaxed);
-}
-
-void weft__bias_lock_shared(struct weft_bias_lock *l) {
-    weft__spin_lock(&l->shared);
-    uint32_t me = my_token();
-    /* relaxed: B1, written only under the spinlock we hold. */
-    uint32_t owner = atomic_load_explicit(&l->owner, memory_order_relaxed);
-    if (owner == 0) {
-        if (me)
-            count_run(l, me);
-    } else if (owner != me) {
-        revoke(l);
-    }
 }

@@ -41,12 +41,14 @@
  *       writes it (R2, or a grant).
  *   B2  busy is 1 only between the owner's O1 and O5 (or its O3 bail).
  *   B3  plain is true only inside a plain section: the holder's field.
- *   B4  last, run, run_needed and revocations: the spinlock's holder's
- *       (anyone's who holds the lock, plain sections included).
+ *   B4  last, run_left, run_needed, revocations, granted_at: the
+ *       spinlock's holder's (anyone's who holds the lock, plain sections
+ *       included).
  */
 #ifndef WEFT_BIAS_H
 #define WEFT_BIAS_H
 
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -55,12 +57,18 @@
 #include "sync.h"
 
 struct weft_bias_lock {
-    struct weft_spinlock shared; /* the shared path's lock */
-    _Atomic uint32_t owner;      /* B1 */
+    /* The owner's line: read by every locker, written by the owner's
+     * plain sections, and rarely by a grant or a revocation. Apart from
+     * the spinlock's, so that sections of the shared path, which read
+     * owner, do not write the line the owner's fast path reads. */
+    alignas(WEFT_CACHELINE) _Atomic uint32_t owner; /* B1 */
     _Atomic uint32_t busy;       /* B2 */
     bool plain;                  /* B3 */
-    uint32_t last, run;          /* B4: the last shared-path taker, and its run */
-    uint32_t run_needed;         /* B4: the run that earns the bias */
+    /* The shared path's line: its spinlock and what its holder writes. */
+    alignas(WEFT_CACHELINE) struct weft_spinlock shared;
+    uint32_t last;               /* B4: the last shared-path taker */
+    uint32_t run_left;           /* B4: locks `last` still needs to earn the bias */
+    uint32_t run_needed;         /* B4: the run that earns it (0: BIAS_RUN_FIRST) */
     uint32_t revocations;        /* B4: so far (for tests) */
     uint64_t granted_at;         /* B4: when the bias was last granted */
     /* How long a bias must have lasted for its revocation to leave
@@ -68,13 +76,36 @@ struct weft_bias_lock {
     uint64_t paid_ns;
 };
 
-/* This thread's token (0 until its first shared-path lock). */
+/* This thread's token (0 until its first lock). */
 extern WEFT_TLS uint32_t weft__bias_token;
 
 /* An unbiased, unlocked lock (also what zeroed memory holds). */
 void weft__bias_init(struct weft_bias_lock *l);
-/* The shared path: R1-R2, then the grant (bias.c). */
-void weft__bias_lock_shared(struct weft_bias_lock *l);
+
+/* Out of line, rare. This thread's first token. */
+uint32_t weft__bias_new_token(void);
+/* The spinlock held, owner another thread: R2. */
+void weft__bias_revoke(struct weft_bias_lock *l);
+/* The spinlock held, unbiased: a new run by me, or the end of its run
+ * (the grant). */
+void weft__bias_new_run(struct weft_bias_lock *l, uint32_t me);
+void weft__bias_grant(struct weft_bias_lock *l, uint32_t me);
+
+/* The shared path, once its spinlock is taken: R2, or the run. Inline
+ * and short: under contention every instruction here lengthens the
+ * section that the other lockers wait for. */
+static inline void weft__bias_shared_taken(struct weft_bias_lock *l, uint32_t me) {
+    /* relaxed: B1, written only under the spinlock we hold. */
+    uint32_t owner = atomic_load_explicit(&l->owner, memory_order_relaxed);
+    if (WEFT_LIKELY(owner == 0)) {
+        if (l->last != me)
+            weft__bias_new_run(l, me);
+        else if (WEFT_UNLIKELY(--l->run_left == 0))
+            weft__bias_grant(l, me);
+    } else if (owner != me) {
+        weft__bias_revoke(l);
+    }
+}
 
 static inline void weft__bias_lock(struct weft_bias_lock *l) {
     uint32_t me = weft__bias_token;
@@ -94,7 +125,10 @@ static inline void weft__bias_lock(struct weft_bias_lock *l) {
         /* relaxed: B2; a revoker waiting for it needs none of our stores. */
         atomic_store_explicit(&l->busy, 0, memory_order_relaxed);
     }
-    weft__bias_lock_shared(l);
+    if (WEFT_UNLIKELY(!me))
+        me = weft__bias_new_token(); /* outside the section */
+    weft__spin_lock(&l->shared);
+    weft__bias_shared_taken(l, me);
 }
 
 static inline void weft__bias_unlock(struct weft_bias_lock *l) {

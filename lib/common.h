@@ -53,6 +53,8 @@ static inline int weft__handle_names(const void *handle, uint32_t incarnation) {
      weft__handle_names((handle),                                                  \
                         atomic_load_explicit(&(obj)->incarnation, memory_order_relaxed)))
 #define WEFT_NOINLINE __attribute__((noinline))
+/* A function whose code starts on a cache line (see weft__spin_lock). */
+#define WEFT_ALIGNED_CODE __attribute__((aligned(64)))
 /* For a hot path's function whose constant arguments must fold away. */
 #define WEFT_ALWAYS_INLINE inline __attribute__((always_inline))
 /* Thread-locals the hot paths read: initial-exec, so that the shared
