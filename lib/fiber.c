@@ -31,11 +31,51 @@ void weft__fiber_pool_init(struct weft_fiber_pool *pool) {
     pool->carve_left = 0;
 }
 
+/* Chunks of finished pools (destroyed runtimes), kept mapped with their
+ * pages given back (read as zeros) and handed to the next pool that grows
+ * by one of the same length. So a task handle that outlives its runtime
+ * names a block whose magic is gone (-EINVAL), or a later task of the
+ * same memory (the handle's tag tells them apart, as for any reused
+ * block), never an unmapped page. Their address space stays bounded by
+ * the most that runtimes alive at one time have mapped. */
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft_fiber_chunk *spare_chunks; /* spare_lock */
+
+/* A mapping of len bytes for a chunk: a spare one, or a new one. */
+static void *chunk_map(size_t len) {
+    pthread_mutex_lock(&spare_lock);
+    for (struct weft_fiber_chunk **p = &spare_chunks; *p; p = &(*p)->next) {
+        struct weft_fiber_chunk *c = *p;
+        if (c->len == len) {
+            *p = c->next;
+            pthread_mutex_unlock(&spare_lock);
+            return c;
+        }
+    }
+    pthread_mutex_unlock(&spare_lock);
+    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return base == MAP_FAILED ? NULL : base;
+}
+
+/* Give c's pages back and keep its mapping for a later pool. */
+static void chunk_unmap(struct weft_fiber_chunk *c) {
+    size_t len = c->len;
+    if (madvise(c, len, MADV_DONTNEED) != 0) {
+        munmap(c, len); /* cannot happen on a private anonymous mapping */
+        return;
+    }
+    c->len = len; /* the header's page is zero now */
+    pthread_mutex_lock(&spare_lock);
+    c->next = spare_chunks;
+    spare_chunks = c;
+    pthread_mutex_unlock(&spare_lock);
+}
+
 void weft__fiber_pool_fini(struct weft_fiber_pool *pool) {
     while (pool->chunks) {
         struct weft_fiber_chunk *c = pool->chunks;
         pool->chunks = c->next;
-        munmap(c, c->len);
+        chunk_unmap(c);
     }
     pool->nchunks = 0;
     pool->carve = NULL;
@@ -52,8 +92,8 @@ static bool grow_locked(struct weft_fiber_pool *pool) {
     if (pool->nchunks < 16 && ((size_t)CHUNK_BLOCKS << pool->nchunks) < blocks)
         blocks = (size_t)CHUNK_BLOCKS << pool->nchunks;
     size_t len = CHUNK_HEADER + blocks * block_size();
-    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED)
+    void *base = chunk_map(len);
+    if (!base)
         return false;
     struct weft_fiber_chunk *c = base;
     c->next = pool->chunks;

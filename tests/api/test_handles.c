@@ -160,6 +160,37 @@ static void test_destroy_twice_einval(void **state) {
     assert_int_equal(weft_runtime_workers(rt), -EINVAL);
 }
 
+/* Task handles kept past their runtime's destroy (never consumed, or
+ * detached) are dead: -EINVAL from every call, not a read of memory the
+ * runtime gave back. Then a new runtime, which may map the same memory
+ * again, works. */
+static void test_handles_past_their_runtime_einval(void **state) {
+    (void)state;
+    weft_runtime *rt = wt_runtime_new(2);
+    assert_non_null(rt);
+    weft_task *kept = NULL, *detached = NULL;
+    assert_int_equal(weft_spawn(rt, return_arg, WT_PTR(5), &kept), 0);
+    assert_int_equal(weft_spawn(rt, return_arg, WT_PTR(6), &detached), 0);
+    weft_task *detached_handle = detached;
+    assert_int_equal(weft_detach(detached), 0);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+    weft_task *stale[] = {kept, detached_handle};
+    for (size_t i = 0; i < 2; i++) {
+        void *r = NULL;
+        size_t index = 0;
+        assert_int_equal(weft_join(stale[i], &r), -EINVAL);
+        assert_int_equal(weft_join_for(stale[i], WEFT_MSEC, &r), -EINVAL);
+        assert_int_equal(weft_cancel(stale[i]), -EINVAL);
+        assert_int_equal(weft_detach(stale[i]), -EINVAL);
+        assert_int_equal(weft_wait_any(&stale[i], 1, WEFT_MSEC, &index), -EINVAL);
+        assert_int_equal(weft_gather(&stale[i], 1, &r), -EINVAL);
+    }
+    rt = wt_runtime_new(2);
+    assert_non_null(rt);
+    check_still_works(rt);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+}
+
 /* A handle kept after its task was joined stays dead even once its
  * control block holds a newer task (blocks are recycled, often by the
  * very next spawn): using it is -EINVAL, and the newer task's own handle
@@ -295,6 +326,7 @@ int main(void) {
         RT_TEST(test_stale_group_handle_einval),
         RT_TEST(test_dead_handles_used_during_create),
         cmocka_unit_test(test_destroy_twice_einval),
+        cmocka_unit_test(test_handles_past_their_runtime_einval),
     };
     return cmocka_run_group_tests_name("api.handles", tests, NULL, NULL);
 }
