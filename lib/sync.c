@@ -52,21 +52,28 @@
 
 /* Handed the lock directly after waiting this long. */
 #define WEFT_MUTEX_STARVING_NS WEFT_MSEC
-/* Pauses a locker spins, at most, before it queues up (about 6 us here);
- * between two looks at the lock it pauses twice as long as before, up to
- * MAX_PAUSE. Long enough to outlast a holder running on another core;
- * short, because a holder whose thread the OS has descheduled will not
- * come back within any spin: with 2048 pauses (~25 us) 64 fibers on an
- * oversubscribed machine took 0.1-22 us per lock instead of ~0.08.
- * The first look comes after FIRST_PAUSE pauses (about 0.4 us), not at
+/* Pauses a locker spins, at most, before it queues up (6-13 us: a pause
+ * takes 12-25 ns on the machines measured); between two looks at the
+ * lock it pauses twice as long as before, up to MAX_PAUSE. Long enough
+ * to outlast a holder running on another core; short, because a holder
+ * whose thread the OS has descheduled will not come back within any
+ * spin: with 2048 pauses (~25 us) 64 fibers on an oversubscribed machine
+ * took 0.1-22 us per lock instead of ~0.08.
+ * The first look comes only after FIRST_PAUSE pauses (3-6 us), not at
  * once: a holder that locks again and again leaves the lock free most of
- * the time, so a look soon after losing it would nearly always win it
- * back, and the lock's line would move between the cores every few
- * operations. Waiting first lets each core keep it for a run of them: 64
- * fibers hammering one lock on 2 workers took 26 ms per million
- * operations with a first pause of 32, 29 with 16, 46-60 with 1. */
+ * the time, so an early look would often win it, and each time the lock
+ * changes hands between cores both sides pay for it; waiting first lets
+ * each core keep it for a long run of operations. Measured on 2 workers
+ * (2-vCPU AMD EPYC guest, a pause 25 ns): 64 fibers hammering one lock
+ * took 38-67 ns per lock with a first pause of 32, 72 with 128, and
+ * 15-16 ns with 256 (the same with 1024 pauses of spinning); two fibers
+ * whose sections take ~0.3 us with as long between them, 222-254
+ * against 152-187 ns per lock; two fibers with ~30 ns sections and ~300
+ * ns between them, the one case where 32 did better, 68-74 (once 116)
+ * against 68-84 ns. Earlier, on an Intel guest: 26 ms per million
+ * operations with 32, 29 with 16, 46-60 with 1. */
 #define WEFT_MUTEX_SPINS 512u
-#define WEFT_MUTEX_FIRST_PAUSE 32u
+#define WEFT_MUTEX_FIRST_PAUSE 256u
 #define WEFT_MUTEX_MAX_PAUSE 256u
 
 #define MUTEX_MAGIC 0x6d757478u /* "mutx" */
