@@ -7,8 +7,6 @@
  * touch its slot again, well short of the membarrier's 20 us. Picked. */
 #define ACK_WAIT_NS (10 * WEFT_USEC)
 
-bool weft__slot_asymmetric_available(void) { return weft__fence_available(); }
-
 void weft__slot_init(struct weft_slot *s, bool asymmetric) {
     atomic_init(&s->fiber, NULL);
     atomic_init(&s->fills, 0);
@@ -16,7 +14,7 @@ void weft__slot_init(struct weft_slot *s, bool asymmetric) {
     atomic_init(&s->thief, 0);
     atomic_init(&s->ack, 0);
     atomic_init(&s->requests, 0);
-    s->asymmetric = asymmetric && weft__slot_asymmetric_available();
+    s->asymmetric = asymmetric && weft__fence_available();
     s->ack_wait_ns = ACK_WAIT_NS;
 }
 

@@ -82,10 +82,6 @@ struct weft_slot {
     uint32_t ack_wait_ns;
 };
 
-/* Whether the asymmetric protocol can be used in this process (the
- * process is registered for it on the first call). Any thread. */
-bool weft__slot_asymmetric_available(void);
-
 /* An empty slot; asymmetric only where available. */
 void weft__slot_init(struct weft_slot *s, bool asymmetric);
 

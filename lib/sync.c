@@ -71,7 +71,11 @@
  * against 152-187 ns per lock; two fibers with ~30 ns sections and ~300
  * ns between them, the one case where 32 did better, 68-74 (once 116)
  * against 68-84 ns. Earlier, on an Intel guest: 26 ms per million
- * operations with 32, 29 with 16, 46-60 with 1. */
+ * operations with 32, 29 with 16, 46-60 with 1. These hold for the
+ * release build's code layout: the same source built with functions
+ * aligned to 32 or 64 bytes ran the 64-fiber case at 52-76 ms per
+ * million with 256 too (its pause loop then begins 48 bytes into a
+ * cache line; see weft__spin_lock), so measure it after changes here. */
 #define WEFT_MUTEX_SPINS 512u
 #define WEFT_MUTEX_FIRST_PAUSE 256u
 #define WEFT_MUTEX_MAX_PAUSE 256u

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "fence.h"
 #include "slot.h"
 
 /* Items are fake fiber pointers, never dereferenced: index + 1. */
@@ -44,7 +45,7 @@ static void test_owner_operations_symmetric(void **state) {
 
 static void test_owner_operations_asymmetric(void **state) {
     (void)state;
-    if (!weft__slot_asymmetric_available())
+    if (!weft__fence_available())
         skip(); /* the symmetric test above covers this kernel */
     check_owner_operations(true);
 }
@@ -145,7 +146,7 @@ static void test_race_symmetric(void **state) {
 /* The thief's usual way: the owner acknowledges its request. */
 static void test_race_asymmetric_acknowledged(void **state) {
     (void)state;
-    if (!weft__slot_asymmetric_available())
+    if (!weft__fence_available())
         skip();
     race(true, true);
 }
@@ -153,7 +154,7 @@ static void test_race_asymmetric_acknowledged(void **state) {
 /* The way for an owner that never acknowledges: the membarrier. */
 static void test_race_asymmetric_membarrier(void **state) {
     (void)state;
-    if (!weft__slot_asymmetric_available())
+    if (!weft__fence_available())
         skip();
     race(true, false);
 }
@@ -173,7 +174,7 @@ static void *polling_owner(void *arg) {
 
 static void test_polling_owner_acknowledges(void **state) {
     (void)state;
-    if (!weft__slot_asymmetric_available())
+    if (!weft__fence_available())
         skip();
     weft__slot_init(&poll_slot, true);
     poll_slot.ack_wait_ns = 4000000000u; /* 4 s, near the field's most */
