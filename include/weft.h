@@ -242,6 +242,7 @@ WEFT_EXPORT int weft_gather(weft_task *const *ts, size_t n, void **results);
  *            -ETIMEDOUT  none finished within timeout_ns (WEFT_FOREVER:
  *                        no timeout);
  *            -ECANCELED  the calling fiber was cancelled.
+ *            On every error *index is left as it was.
  */
 WEFT_EXPORT int weft_wait_any(weft_task *const *ts, size_t n,
                               uint64_t timeout_ns, size_t *index);

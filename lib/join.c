@@ -616,8 +616,8 @@ static bool first_finished(weft_task *const *ts, size_t n, size_t *index) {
 }
 
 int weft_wait_any(weft_task *const *ts, size_t n, uint64_t timeout_ns, size_t *index) {
-    if (index)
-        *index = 0;
+    /* *index is written only with a finished task's index: an error
+     * leaves it as it was, as gather leaves its results. */
     if (!index)
         return -EINVAL;
     struct weft_fiber *self = weft__sched_current();

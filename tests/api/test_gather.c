@@ -245,7 +245,9 @@ static void test_wait_any_lowest_finished_index(void **state) {
     assert_int_equal(weft_wait_any(pending, 2, 20 * WEFT_MSEC, &idx),
                      -ETIMEDOUT);
     assert_true(wt_clock_ns() - t0 >= 20 * WEFT_MSEC);
+    assert_int_equal(idx, 99); /* an error leaves *index as it was */
     assert_int_equal(weft_wait_any(pending, 2, 0, &idx), -ETIMEDOUT);
+    assert_int_equal(idx, 99);
 
     atomic_store(&gate[2], 1);
     idx = 99;
@@ -311,6 +313,7 @@ static void test_wait_any_bad_args(void **state) {
     assert_int_equal(weft_wait_any(t, 0, 0, &idx), -EINVAL);
     weft_task *with_null[2] = {t[0], NULL};
     assert_int_equal(weft_wait_any(with_null, 2, WEFT_FOREVER, &idx), -EINVAL);
+    assert_int_equal(idx, 7); /* untouched by every refusal */
     /* None consumed. */
     assert_int_equal(weft_gather(t, 2, NULL), 0);
 }
