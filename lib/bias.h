@@ -122,8 +122,11 @@ static inline void weft__bias_lock(struct weft_bias_lock *l) {
             l->plain = true;
             return;
         }
-        /* relaxed: B2; a revoker waiting for it needs none of our stores. */
-        atomic_store_explicit(&l->busy, 0, memory_order_relaxed);
+        /* release: a revoker may read this 0 instead of our last O5,
+         * and it needs that section's stores; a relaxed store by the
+         * same thread does not carry O5's release on (it did in C11's
+         * release sequences, not in C++20's or ThreadSanitizer's). */
+        atomic_store_explicit(&l->busy, 0, memory_order_release);
     }
     if (WEFT_UNLIKELY(!me))
         me = weft__bias_new_token(); /* outside the section */
