@@ -73,9 +73,14 @@
  * against 68-84 ns. Earlier, on an Intel guest: 26 ms per million
  * operations with 32, 29 with 16, 46-60 with 1. These hold for the
  * release build's code layout: the same source built with functions
- * aligned to 32 or 64 bytes ran the 64-fiber case at 52-76 ms per
- * million with 256 too (its pause loop then begins 48 bytes into a
- * cache line; see weft__spin_lock), so measure it after changes here. */
+ * aligned to 32 or 64 bytes ran the 64-fiber case at 43-76 ms per
+ * million with 256 too, so measure it after changes here. What differs
+ * in the slow builds is the holder's speed, not the traffic: traced
+ * lock by lock, a core's run of plain lock/unlock pairs took 10-170 ns
+ * a pair instead of 10-20 while the other core sat in this pause loop,
+ * with nothing else of ours touching the lock's line in between; a
+ * pause loop that also reads the TSC did not change it, nor did giving
+ * the lock a cache line of its own. The cause is not known. */
 #define WEFT_MUTEX_SPINS 512u
 #define WEFT_MUTEX_FIRST_PAUSE 256u
 #define WEFT_MUTEX_MAX_PAUSE 256u
