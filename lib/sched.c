@@ -52,8 +52,10 @@
  *      newest first (fork-join runs depth-first, so live stacks stay
  *      proportional to depth x workers), then its yield list;
  *   4. the inject queue, a batch at a time;
- *   5. half of a random victim's woken ring if its head has not moved for
- *      a round (~2 us), else half of its deque; only while fewer than
+ *   5. due timers the timer thread has not fired yet, a few (timer.c,
+ *      "Helpers"); then half of a random victim's woken ring if its head
+ *      has not moved for a round (~2 us), else half of its deque, and
+ *      the due timers again after each round; only while fewer than
  *      half of the busy workers are already searching ("Spinning");
  *   6. return one all-free stack slab's pages to the OS, if one waits
  *      (stack.h), and look again; else park ("Parking protocol").
@@ -182,6 +184,7 @@
 
 #include "park.h"
 #include "sched.h"
+#include "timer.h"
 #include "wait.h"
 
 /* Picks between fairness picks (step 1). Prime, as Go's 61, so it does not
@@ -920,7 +923,7 @@ static struct weft_fiber *steal_work(struct weft_worker *w) {
             return NULL;
         start_spinning(w);
     }
-    uint64_t give_up = weft_now() + WEFT_SPIN_NS;
+    uint64_t now = weft_now(), give_up = now + WEFT_SPIN_NS;
     struct weft_worker *lone = NULL; /* victim with one fiber, last round */
     int64_t lone_top = -1;
     do {
@@ -955,7 +958,12 @@ static struct weft_fiber *steal_work(struct weft_worker *w) {
         lone_top = next_top;
         for (int i = 0; i < WEFT_SPIN_PAUSES; i++)
             weft__cpu_relax();
-    } while (weft_now() < give_up);
+        now = weft_now();
+        /* Due timers the timer thread has not fired (it may be waiting
+         * for the CPU we spin on): fire some, then take them. */
+        if (weft__timer_help(s->timer, now))
+            return NULL;
+    } while (now < give_up);
     return NULL;
 }
 
@@ -1174,6 +1182,8 @@ static struct weft_fiber *find_work(struct weft_worker *w) {
         struct weft_fiber *f = pick_local(w);
         if (!f && (f = take_inject(w)) && !claim(w, f))
             continue;
+        if (!f && weft__timer_help(w->sched->timer, 0))
+            continue; /* its fibers are on the wake queue */
         if (!f && (f = steal_work(w)) && !claim(w, f))
             continue;
         if (f) {

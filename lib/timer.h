@@ -40,10 +40,23 @@ struct weft_timer_entry *weft__timer_arm(struct weft_timer *t, uint64_t deadline
  * (its claim lost). */
 bool weft__timer_disarm(struct weft_timer_entry *e);
 
+/* Worker context, no fiber running; `now` recent, or 0 for "read the
+ * clock if anything is pending". If entries are due
+ * that the timer thread has not fired yet (it may be waiting for a CPU
+ * the workers hold), fire a few of them here. Returns whether it fired
+ * any (their fibers are on the wake queue). */
+bool weft__timer_help(struct weft_timer *t, uint64_t now);
+
 /* Entries ever allocated (the high-water mark of live plus lazily
  * cancelled ones): a test hook for "memory does not grow with abandoned
  * timeouts". */
 uint64_t weft__timer_pending(struct weft_timer *t);
+
+/* Test hooks: how many entries workers fired (weft__timer_help); make
+ * the timer thread fire every entry `ns` late, as a thread that waits
+ * that long for a CPU would (0: on time). */
+uint64_t weft__timer_helped(struct weft_timer *t);
+void weft__timer_set_lag(struct weft_timer *t, uint64_t ns);
 
 /* Chunks the entry pool is made of (a test hook: they grow with it). */
 size_t weft__timer_chunks(struct weft_timer *t);

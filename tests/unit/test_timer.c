@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "runtime.h"
@@ -159,12 +160,67 @@ static void test_batch_of_timers_wakes_each_once(void **state) {
     assert_int_equal(atomic_load(&failures), 0);
 }
 
+/* ---- Workers fire what the timer thread is late for -------------------- */
+
+#define LATE_SLEEPERS 64
+#define LATE_SLEEP_NS (20 * WEFT_MSEC)
+static atomic_int late_woken;
+static uint64_t late_slept[LATE_SLEEPERS];
+
+static void *late_sleeper(void *arg) {
+    int i = (int)(intptr_t)arg;
+    uint64_t start = weft_now();
+    CHECK(weft_sleep(LATE_SLEEP_NS) == 0);
+    late_slept[i] = weft_now() - start;
+    atomic_fetch_add(&late_woken, 1);
+    return NULL;
+}
+
+static void *nothing(void *arg) { return arg; }
+
+/* The timer thread fires everything 2 s late here (as if it waited that
+ * long for a CPU). Workers that pass through their scheduler meanwhile
+ * fire the due sleeps themselves: each wakes once, never early, and
+ * long before the thread would have. */
+static void test_workers_fire_what_the_timer_thread_is_late_for(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt();
+    struct weft_timer *t = rt->sched.timer;
+    weft__timer_set_lag(t, 2 * WEFT_SEC);
+    atomic_store(&late_woken, 0);
+    weft_task *tasks[LATE_SLEEPERS];
+    for (int i = 0; i < LATE_SLEEPERS; i++)
+        assert_int_equal(weft_spawn(rt, late_sleeper, (void *)(intptr_t)i, &tasks[i]), 0);
+    /* Bring the workers back to their scheduler now and then, as a
+     * program with some work does: a tiny task every millisecond. (A
+     * worker helps when it runs out of work; one that never does, with
+     * work queued for it all the time, leaves the timer to its thread.) */
+    uint64_t start = weft_now();
+    while (atomic_load(&late_woken) < LATE_SLEEPERS && weft_now() - start < WEFT_SEC) {
+        assert_int_equal(weft_spawn(rt, nothing, NULL, NULL), 0);
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < LATE_SLEEPERS; i++)
+        assert_int_equal(weft_join(tasks[i], NULL), 0);
+    assert_int_equal(atomic_load(&failures), 0);
+    assert_int_equal(atomic_load(&late_woken), LATE_SLEEPERS);
+    for (int i = 0; i < LATE_SLEEPERS; i++) {
+        if (late_slept[i] < LATE_SLEEP_NS || late_slept[i] >= WEFT_SEC)
+            fail_msg("sleeper %d slept %llu ns", i, (unsigned long long)late_slept[i]);
+    }
+    assert_true(weft__timer_helped(t) >= LATE_SLEEPERS);
+    weft__timer_set_lag(t, 0);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_abandoned_timeouts_do_not_accumulate),
         cmocka_unit_test(test_entry_pool_grows_geometrically),
         cmocka_unit_test(test_sleeps_end_in_order),
         cmocka_unit_test(test_batch_of_timers_wakes_each_once),
+        cmocka_unit_test(test_workers_fire_what_the_timer_thread_is_late_for),
     };
     return cmocka_run_group_tests_name("timer", tests, NULL, NULL);
 }
