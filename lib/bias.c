@@ -1,5 +1,8 @@
 /* lib/bias.c - the biased lock's shared path (bias.h). */
+#include <pthread.h>
 #include <sched.h>
+#include <stdalign.h>
+#include <stdlib.h>
 
 #include "bias.h"
 #include "fence.h"
@@ -15,9 +18,13 @@
 /* Spins on a busy owner before yielding the CPU to it. */
 #define BIAS_SPINS 1024u
 
-WEFT_TLS uint32_t weft__bias_token;
-/* Tokens handed out so far; a thread's is never reused (B1). */
-static _Atomic uint32_t tokens;
+WEFT_TLS struct weft_bias_self *weft__bias_me;
+/* Records of exited threads, for the next ones (never freed: bias.h). */
+static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft_bias_self *free_selves; /* free_lock */
+static pthread_key_t self_key;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+static bool self_key_made;
 /* Set once a fence was refused after all (fence.h): no more grants.
  * relaxed: a flag read under no ordering; a late reader grants once more
  * at worst, and its revoker waits as below. */
@@ -26,21 +33,52 @@ static _Atomic bool fence_refused;
 void weft__bias_init(struct weft_bias_lock *l) {
     atomic_init(&l->shared.held, 0);
     atomic_init(&l->shared.sleepers, 0);
-    atomic_init(&l->owner, 0);
-    atomic_init(&l->busy, 0);
+    atomic_init(&l->owner, NULL);
     l->plain = false;
-    l->last = l->run_left = 0;
+    l->last = NULL;
+    l->run_left = 0;
     l->run_needed = 0; /* BIAS_RUN_FIRST, read as 0 (zeroed memory) */
     l->revocations = 0;
     l->granted_at = 0;
     l->paid_ns = 0;
 }
 
-uint32_t weft__bias_new_token(void) {
-    /* relaxed: only uniqueness matters. After 2^32 threads the count
-     * wraps; a thread that draws 0 is simply never an owner. */
-    weft__bias_token = atomic_fetch_add_explicit(&tokens, 1, memory_order_relaxed) + 1;
-    return weft__bias_token;
+/* At a thread's exit: its record to the free list. Its thread is out of
+ * every section (B2: in is NULL); locks biased to it keep the bias, for
+ * whichever thread gets the record next. */
+static void self_release(void *arg) {
+    struct weft_bias_self *me = arg;
+    pthread_mutex_lock(&free_lock);
+    me->next_free = free_selves;
+    free_selves = me;
+    pthread_mutex_unlock(&free_lock);
+}
+
+static void self_key_make(void) {
+    self_key_made = pthread_key_create(&self_key, self_release) == 0;
+}
+
+struct weft_bias_self *weft__bias_new_self(void) {
+    pthread_once(&self_once, self_key_make);
+    if (!self_key_made)
+        return NULL; /* no way to give it back: no bias for us */
+    pthread_mutex_lock(&free_lock);
+    struct weft_bias_self *me = free_selves;
+    if (me)
+        free_selves = me->next_free;
+    pthread_mutex_unlock(&free_lock);
+    if (!me) {
+        me = aligned_alloc(alignof(struct weft_bias_self), sizeof *me);
+        if (!me)
+            return NULL;
+        atomic_init(&me->in, NULL);
+    }
+    if (pthread_setspecific(self_key, me) != 0) {
+        self_release(me);
+        return NULL;
+    }
+    weft__bias_me = me;
+    return me;
 }
 
 static uint32_t run_needed(const struct weft_bias_lock *l) {
@@ -48,8 +86,10 @@ static uint32_t run_needed(const struct weft_bias_lock *l) {
 }
 
 void weft__bias_revoke(struct weft_bias_lock *l) {
+    /* relaxed: B1, we hold the spinlock. */
+    struct weft_bias_self *was = atomic_load_explicit(&l->owner, memory_order_relaxed);
     /* relaxed: the fence orders it for the owner (O3). */
-    atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->owner, NULL, memory_order_relaxed);
     if (!weft__fence_all()) {
         atomic_store_explicit(&fence_refused, true, memory_order_relaxed);
         /* Only a filter installed since the fence was found available
@@ -60,8 +100,9 @@ void weft__bias_revoke(struct weft_bias_lock *l) {
         for (unsigned i = 0; i < 16 * BIAS_SPINS; i++)
             sched_yield();
     }
-    /* acquire: pairs with O5, the last plain section's stores. */
-    for (unsigned i = 0; atomic_load_explicit(&l->busy, memory_order_acquire); i++) {
+    /* acquire: pairs with O5 (or a later O1 or bail of the same thread),
+     * the last plain section's stores. */
+    for (unsigned i = 0; atomic_load_explicit(&was->in, memory_order_acquire) == l; i++) {
         if (i < BIAS_SPINS)
             weft__cpu_relax();
         else
@@ -73,17 +114,17 @@ void weft__bias_revoke(struct weft_bias_lock *l) {
         l->run_needed = BIAS_RUN_FIRST;
     else
         l->run_needed = need >= BIAS_RUN_MAX / 4 ? BIAS_RUN_MAX : need * 4;
-    l->last = 0;
+    l->last = NULL;
     l->revocations++;
 }
 
-void weft__bias_new_run(struct weft_bias_lock *l, uint32_t me) {
+void weft__bias_new_run(struct weft_bias_lock *l, struct weft_bias_self *me) {
     l->last = me;
     l->run_left = run_needed(l) - 1; /* this lock is the run's first */
 }
 
-void weft__bias_grant(struct weft_bias_lock *l, uint32_t me) {
-    l->last = 0; /* the next shared-path lock starts a new run */
+void weft__bias_grant(struct weft_bias_lock *l, struct weft_bias_self *me) {
+    l->last = NULL; /* the next shared-path lock starts a new run */
     if (!me || !weft__fence_available() ||
         atomic_load_explicit(&fence_refused, memory_order_relaxed))
         return;

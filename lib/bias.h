@@ -9,21 +9,34 @@
  * enters with plain stores and loads, and any other thread first takes
  * the bias away (revokes it), paying for an asymmetric fence (fence.h):
  *
- *   owner                              anyone else (the shared path)
- *   O1 busy = 1                        R1 lock the spinlock
- *   O2 compiler barrier only           R2 if owned by another: owner = 0,
- *   O3 if owner != me: busy = 0 and       the fence, then wait while busy
- *      take the shared path            R3 the critical section
- *   O4 the critical section            R4 unlock the spinlock
- *   O5 busy = 0 (release)
+ *   owner (me)                         anyone else (the shared path)
+ *   O1 me->in = l                      R1 lock the spinlock
+ *   O2 compiler barrier only           R2 if owned by another, o: owner =
+ *   O3 if owner != me: me->in = NULL      NULL, the fence, then wait
+ *      and take the shared path           while o->in == l
+ *   O4 the critical section            R3 the critical section
+ *   O5 me->in = NULL (release)         R4 unlock the spinlock
  *
  * The fence splits the owner's instruction stream at one point. If O3
  * came before it, O1 is visible to the revoker after it: R2 waits for
  * O5, whose release hands the section's stores over. If O3 came after
- * it, O3 sees owner == 0 and the owner takes the shared path, behind the
- * revoker. So a plain section never overlaps a section of the shared
+ * it, O3 sees owner == NULL and the owner takes the shared path, behind
+ * the revoker. So a plain section never overlaps a section of the shared
  * path. (The owner's own shared-path sections exclude its plain ones by
  * program order.)
+ *
+ * The mark a section leaves (O1) is in the thread's own record, not in
+ * the lock: a thread that read owner == me just before a revocation and
+ * reaches O1 only after the bias went to another thread would otherwise
+ * overwrite that owner's mark, and its O3 bail would clear it while the
+ * owner is inside, letting a revoker in. (An earlier version kept one
+ * busy word in the lock and had exactly that race; ThreadSanitizer found
+ * it, two channel readers inside at once, under load.) A record is the
+ * owner's identity too. Records are never freed: at a thread's exit its
+ * record goes back to a free list, biases and all, and the next thread
+ * to take a biased lock may get it, so an owner field never points at
+ * freed memory. A thread has one plain section open at most (in is one
+ * lock): inside one, it takes any other biased lock by the shared path.
  *
  * A revocation costs the revoker a fence (0.2 us with the owner's CPU
  * idle, 20-30 us with it running), so biasing must pay for it: a lock is
@@ -37,9 +50,10 @@
  * Where the fence is missing (fence.h) no lock is ever biased.
  *
  * Invariants:
- *   B1  owner is 0 or a thread's token; only a holder of the spinlock
+ *   B1  owner is NULL or a thread's record; only a holder of the spinlock
  *       writes it (R2, or a grant).
- *   B2  busy is 1 only between the owner's O1 and O5 (or its O3 bail).
+ *   B2  a record's `in` is written by its thread only; it is l only
+ *       between that thread's O1 on l and its O5 (or its O3 bail).
  *   B3  plain is true only inside a plain section: the holder's field.
  *   B4  last, run_left, run_needed, revocations, granted_at: the
  *       spinlock's holder's (anyone's who holds the lock, plain sections
@@ -61,12 +75,11 @@ struct weft_bias_lock {
      * plain sections, and rarely by a grant or a revocation. Apart from
      * the spinlock's, so that sections of the shared path, which read
      * owner, do not write the line the owner's fast path reads. */
-    alignas(WEFT_CACHELINE) _Atomic uint32_t owner; /* B1 */
-    _Atomic uint32_t busy;       /* B2 */
+    alignas(WEFT_CACHELINE) _Atomic(struct weft_bias_self *) owner; /* B1 */
     bool plain;                  /* B3 */
     /* The shared path's line: its spinlock and what its holder writes. */
     alignas(WEFT_CACHELINE) struct weft_spinlock shared;
-    uint32_t last;               /* B4: the last shared-path taker */
+    struct weft_bias_self *last; /* B4: the last shared-path taker */
     uint32_t run_left;           /* B4: locks `last` still needs to earn the bias */
     uint32_t run_needed;         /* B4: the run that earns it (0: BIAS_RUN_FIRST) */
     uint32_t revocations;        /* B4: so far (for tests) */
@@ -76,28 +89,38 @@ struct weft_bias_lock {
     uint64_t paid_ns;
 };
 
-/* This thread's token (0 until its first lock). */
-extern WEFT_TLS uint32_t weft__bias_token;
+/* A thread's record (see above). */
+struct weft_bias_self {
+    /* The lock of this thread's open plain section, or NULL (B2). On a
+     * line of its own: revokers read it, and only its thread writes. */
+    alignas(WEFT_CACHELINE) _Atomic(struct weft_bias_lock *) in;
+    struct weft_bias_self *next_free; /* on the free list */
+};
+
+/* This thread's record (NULL until its first lock). */
+extern WEFT_TLS struct weft_bias_self *weft__bias_me;
 
 /* An unbiased, unlocked lock (also what zeroed memory holds). */
 void weft__bias_init(struct weft_bias_lock *l);
 
-/* Out of line, rare. This thread's first token. */
-uint32_t weft__bias_new_token(void);
+/* Out of line, rare. This thread's record, from the free list or new;
+ * NULL if out of memory (the thread then always takes the shared path). */
+struct weft_bias_self *weft__bias_new_self(void);
 /* The spinlock held, owner another thread: R2. */
 void weft__bias_revoke(struct weft_bias_lock *l);
 /* The spinlock held, unbiased: a new run by me, or the end of its run
  * (the grant). */
-void weft__bias_new_run(struct weft_bias_lock *l, uint32_t me);
-void weft__bias_grant(struct weft_bias_lock *l, uint32_t me);
+void weft__bias_new_run(struct weft_bias_lock *l, struct weft_bias_self *me);
+void weft__bias_grant(struct weft_bias_lock *l, struct weft_bias_self *me);
 
 /* The shared path, once its spinlock is taken: R2, or the run. Inline
  * and short: under contention every instruction here lengthens the
  * section that the other lockers wait for. */
-static inline void weft__bias_shared_taken(struct weft_bias_lock *l, uint32_t me) {
+static inline void weft__bias_shared_taken(struct weft_bias_lock *l,
+                                           struct weft_bias_self *me) {
     /* relaxed: B1, written only under the spinlock we hold. */
-    uint32_t owner = atomic_load_explicit(&l->owner, memory_order_relaxed);
-    if (WEFT_LIKELY(owner == 0)) {
+    struct weft_bias_self *owner = atomic_load_explicit(&l->owner, memory_order_relaxed);
+    if (WEFT_LIKELY(owner == NULL)) {
         if (l->last != me)
             weft__bias_new_run(l, me);
         else if (WEFT_UNLIKELY(--l->run_left == 0))
@@ -108,11 +131,15 @@ static inline void weft__bias_shared_taken(struct weft_bias_lock *l, uint32_t me
 }
 
 static inline void weft__bias_lock(struct weft_bias_lock *l) {
-    uint32_t me = weft__bias_token;
-    /* relaxed: a hint; the load after O1 decides. */
-    if (me && atomic_load_explicit(&l->owner, memory_order_relaxed) == me) {
-        /* O1. relaxed: the fence of R2 orders it for a revoker. */
-        atomic_store_explicit(&l->busy, 1, memory_order_relaxed);
+    struct weft_bias_self *me = weft__bias_me;
+    /* relaxed: a hint (the load after O1 decides); and our own field,
+     * which only we write: no plain section open already. */
+    if (me && atomic_load_explicit(&l->owner, memory_order_relaxed) == me &&
+        !atomic_load_explicit(&me->in, memory_order_relaxed)) {
+        /* O1. release: free on x86; a revoker that reads this value
+         * instead of our last O5 on l then still gets that section's
+         * stores (the fence of R2 orders O1 itself). */
+        atomic_store_explicit(&me->in, l, memory_order_release);
         /* O2: the compiler must not sink O1 below O3; the CPU may, until
          * a revoker's fence drains it. */
         atomic_signal_fence(memory_order_seq_cst);
@@ -122,14 +149,11 @@ static inline void weft__bias_lock(struct weft_bias_lock *l) {
             l->plain = true;
             return;
         }
-        /* release: a revoker may read this 0 instead of our last O5,
-         * and it needs that section's stores; a relaxed store by the
-         * same thread does not carry O5's release on (it did in C11's
-         * release sequences, not in C++20's or ThreadSanitizer's). */
-        atomic_store_explicit(&l->busy, 0, memory_order_release);
+        /* release: as O1. */
+        atomic_store_explicit(&me->in, NULL, memory_order_release);
     }
     if (WEFT_UNLIKELY(!me))
-        me = weft__bias_new_token(); /* outside the section */
+        me = weft__bias_new_self(); /* outside the section */
     weft__spin_lock(&l->shared);
     weft__bias_shared_taken(l, me);
 }
@@ -137,8 +161,9 @@ static inline void weft__bias_lock(struct weft_bias_lock *l) {
 static inline void weft__bias_unlock(struct weft_bias_lock *l) {
     if (l->plain) {
         l->plain = false;
-        /* O5. release: the section's stores, to a revoker reading 0. */
-        atomic_store_explicit(&l->busy, 0, memory_order_release);
+        /* O5. release: the section's stores, to a revoker reading NULL.
+         * A plain section never blocks, so this is the thread of O1. */
+        atomic_store_explicit(&weft__bias_me->in, NULL, memory_order_release);
         return;
     }
     weft__spin_unlock(&l->shared);

@@ -36,19 +36,19 @@ static void test_run_earns_the_bias(void **state) {
     weft__bias_init(&l);
     lock_times(&l, EARN);
     if (!weft__fence_available()) {
-        assert_int_equal(atomic_load(&l.owner), 0); /* never biased */
+        assert_null(atomic_load(&l.owner)); /* never biased */
         return;
     }
-    assert_int_not_equal(weft__bias_token, 0);
-    assert_int_equal(atomic_load(&l.owner), weft__bias_token);
+    assert_non_null(weft__bias_me);
+    assert_ptr_equal(atomic_load(&l.owner), weft__bias_me);
     /* The owner's section is plain: the shared spinlock stays free. */
     weft__bias_lock(&l);
     assert_true(l.plain);
-    assert_int_equal(atomic_load(&l.busy), 1);
+    assert_ptr_equal(atomic_load(&weft__bias_me->in), &l);
     assert_int_equal(atomic_load(&l.shared.held), 0);
     weft__bias_unlock(&l);
     assert_false(l.plain);
-    assert_int_equal(atomic_load(&l.busy), 0);
+    assert_null(atomic_load(&weft__bias_me->in));
 }
 
 /* ---- Revocation ------------------------------------------------------- */
@@ -78,7 +78,7 @@ static void *other_thread(void *arg) {
  * section waits for the section to close, then takes the bias away. */
 static void test_revoker_waits_for_the_open_section(void **state) {
     (void)state;
-    struct handoff h = {0};
+    struct handoff h = {.step = 0};
     weft__bias_init(&h.l);
     lock_times(&h.l, EARN);
     bool biased = weft__fence_available();
@@ -96,9 +96,74 @@ static void test_revoker_waits_for_the_open_section(void **state) {
     weft__bias_unlock(&h.l);
     pthread_join(t, NULL);
     assert_true(h.other_in >= h.owner_left);
-    assert_int_equal(atomic_load(&h.l.owner), 0); /* revoked, or never biased */
+    assert_null(atomic_load(&h.l.owner)); /* revoked, or never biased */
     assert_int_equal(atomic_load(&h.l.shared.held), 0);
     assert_int_equal(h.l.revocations, biased ? 1 : 0);
+}
+
+/* ---- A former owner's late attempt -------------------------------------- */
+
+struct stale {
+    struct weft_bias_lock l;
+    struct weft_bias_self *owner; /* the new owner's record */
+    atomic_int step;  /* 1: the new owner is inside; 2: it may leave */
+    uint64_t left;    /* when its section closed */
+};
+
+static void *new_owner(void *arg) {
+    struct stale *st = arg;
+    lock_times(&st->l, 64 * FIRST_RUN); /* revokes, then earns the bias */
+    weft__bias_lock(&st->l);
+    st->owner = weft__bias_me;
+    atomic_store(&st->step, 1);
+    while (atomic_load(&st->step) < 2)
+        sched_yield();
+    wt_thread_sleep_ns(50 * WEFT_MSEC); /* a revoker is at the lock by now */
+    st->left = weft_now();
+    weft__bias_unlock(&st->l);
+    return NULL;
+}
+
+static void *late_revoker(void *arg) {
+    struct stale *st = arg;
+    weft__bias_lock(&st->l);
+    uint64_t in = weft_now();
+    weft__bias_unlock(&st->l);
+    return (void *)(uintptr_t)in;
+}
+
+/* This thread owned the lock, read owner == me, and only then reached O1,
+ * after the bias had gone to another thread that is now inside. Its O1
+ * and its bail must leave that owner's mark alone: a third thread that
+ * revokes still waits for the owner's section. (With the mark in the lock,
+ * the bail cleared it and the third thread walked in.) */
+static void test_a_late_former_owner_leaves_the_mark_alone(void **state) {
+    (void)state;
+    if (!weft__fence_available())
+        skip(); /* nothing is ever biased: no owner, no mark */
+    struct stale st = {.step = 0};
+    weft__bias_init(&st.l);
+    lock_times(&st.l, EARN);
+    struct weft_bias_self *me = weft__bias_me;
+    assert_ptr_equal(atomic_load(&st.l.owner), me);
+    pthread_t owner, revoker;
+    assert_int_equal(pthread_create(&owner, NULL, new_owner, &st), 0);
+    while (atomic_load(&st.step) < 1)
+        sched_yield();
+    assert_true(st.l.plain);
+    assert_ptr_equal(atomic_load(&st.l.owner), st.owner);
+    /* Our late O1, O3 and bail, as weft__bias_lock runs them. */
+    atomic_store(&me->in, &st.l);
+    assert_ptr_not_equal(atomic_load(&st.l.owner), me);
+    atomic_store(&me->in, NULL);
+    assert_ptr_equal(atomic_load(&st.owner->in), &st.l);
+    assert_int_equal(pthread_create(&revoker, NULL, late_revoker, &st), 0);
+    atomic_store(&st.step, 2);
+    void *in;
+    pthread_join(revoker, &in);
+    pthread_join(owner, NULL);
+    assert_true((uint64_t)(uintptr_t)in >= st.left);
+    assert_null(atomic_load(&st.l.owner));
 }
 
 /* ---- What a revocation costs the next grant ----------------------------- */
@@ -127,29 +192,29 @@ static void test_the_run_needed_after_a_revocation(void **state) {
     lock_times(&l, EARN);
     if (!weft__fence_available()) {
         revoke_from_another_thread(&l);
-        assert_int_equal(atomic_load(&l.owner), 0);
+        assert_null(atomic_load(&l.owner));
         assert_int_equal(l.revocations, 0); /* nothing to revoke */
         return;
     }
-    assert_int_equal(atomic_load(&l.owner), weft__bias_token);
+    assert_ptr_equal(atomic_load(&l.owner), weft__bias_me);
     revoke_from_another_thread(&l);
-    assert_int_equal(atomic_load(&l.owner), 0);
+    assert_null(atomic_load(&l.owner));
     assert_int_equal(l.run_needed, 4 * FIRST_RUN);
     lock_times(&l, 4 * FIRST_RUN - 1);
-    assert_int_equal(atomic_load(&l.owner), 0);
+    assert_null(atomic_load(&l.owner));
     lock_times(&l, 1);
-    assert_int_equal(atomic_load(&l.owner), weft__bias_token);
+    assert_ptr_equal(atomic_load(&l.owner), weft__bias_me);
     revoke_from_another_thread(&l);
     assert_int_equal(l.run_needed, 16 * FIRST_RUN);
     lock_times(&l, 16 * FIRST_RUN);
-    assert_int_equal(atomic_load(&l.owner), weft__bias_token);
+    assert_ptr_equal(atomic_load(&l.owner), weft__bias_me);
 
     l.paid_ns = 1; /* every bias lasts long enough */
     revoke_from_another_thread(&l);
     assert_int_equal(l.revocations, 3);
     assert_int_equal(l.run_needed, FIRST_RUN);
     lock_times(&l, FIRST_RUN);
-    assert_int_equal(atomic_load(&l.owner), weft__bias_token);
+    assert_ptr_equal(atomic_load(&l.owner), weft__bias_me);
 }
 
 /* ---- Mutual exclusion under churn --------------------------------------- */
@@ -224,7 +289,9 @@ static void test_exclusion_while_the_bias_moves(void **state) {
     assert_int_equal(atomic_load(&churn.overlaps), 0);
     assert_int_equal(churn.counter, total);
     assert_int_equal(churn.inside, 0);
-    assert_int_equal(atomic_load(&churn.l.busy), 0);
+    struct weft_bias_self *last_owner = atomic_load(&churn.l.owner);
+    if (last_owner)
+        assert_ptr_not_equal(atomic_load(&last_owner->in), &churn.l);
     assert_int_equal(atomic_load(&churn.l.shared.held), 0);
     assert_false(churn.l.plain);
     if (weft__fence_available())
@@ -236,6 +303,7 @@ int main(void) {
         cmocka_unit_test(test_run_earns_the_bias),
         cmocka_unit_test(test_revoker_waits_for_the_open_section),
         cmocka_unit_test(test_the_run_needed_after_a_revocation),
+        cmocka_unit_test(test_a_late_former_owner_leaves_the_mark_alone),
         cmocka_unit_test(test_exclusion_while_the_bias_moves),
     };
     return cmocka_run_group_tests_name("bias", tests, NULL, NULL);
