@@ -2,7 +2,7 @@
  * lib/timer.c - the global timer thread, and weft_sleep / weft_now.
  *
  * Design
- *   One thread per runtime keeps every deadline. A fiber that waits with a
+ *   One thread per runtime owns every deadline. A fiber that waits with a
  *   deadline arms an entry: it pushes the entry onto a lock-free
  *   submission stack (one CAS) and wakes the timer thread only if its
  *   deadline is earlier than the one the thread sleeps towards. The timer
@@ -19,19 +19,21 @@
  *   The thread is a third runnable thread beside the workers, and on a
  *   machine with no CPU to spare it waits for one: in a burst of 100,000
  *   sleeps ending within ~30 ms on 2 CPUs, it fired its entries up to 2-9
- *   ms late (p99), while the workers it was to feed sat spinning. So the
- *   heap, the runs and the entry batch belong to whoever holds `own`:
- *   the thread, or a worker that passes through its scheduler with
- *   nothing to run (weft__timer_help, called from sched.c) and finds
- *   sleeping_until past. That worker tries `own` (never waits for it),
+ *   ms late (p99), while the workers it was to feed sat spinning. So a
+ *   worker that passes through its scheduler with nothing to run
+ *   (weft__timer_help, called from sched.c) and finds sleeping_until
+ *   past fires due entries on the thread's behalf, under its lock `own`:
+ *   the heap, the runs and the entry batch are only ever touched by
+ *   whoever holds it. Every deadline still goes to the thread, which
+ *   alone sleeps towards the earliest and wakes for it (also while every
+ *   worker is parked). A helper only tries `own` (never waits for it),
  *   drains the submission stacks, fires WEFT_TIMER_HELP_MAX due entries
  *   and goes to run them; the thread lets go of `own` between slices of
  *   as many, so that preempted it keeps helpers out for one slice at
  *   most. An arm that would wake the thread also lowers sleeping_until
- *   to its deadline, so that helpers see it due too. The thread stays
- *   the one that wakes for deadlines while every worker is parked.
- *   Measured: warm-round p99 lateness of 100,000 sleepers, 2 workers,
- *   2.1-2.25 -> 1.15 ms (medians of 21 rounds each).
+ *   to its deadline, so that helpers see it due too. Measured: warm-round
+ *   p99 lateness of 100,000 sleepers, 2 workers, 2.25 -> 1.15 ms and
+ *   2.48 -> 1.86 ms (medians of 21 and 35 rounds, two A/B runs).
  *
  * Who ends an entry
  *   The timer thread pops a due entry and claims its fiber's wait with
