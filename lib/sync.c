@@ -52,8 +52,9 @@
 
 /* Handed the lock directly after waiting this long. */
 #define WEFT_MUTEX_STARVING_NS WEFT_MSEC
-/* Pauses a locker spins, at most, before it queues up (6-13 us: a pause
- * takes 12-25 ns on the machines measured); between two looks at the
+/* Pauses a locker spins, at most, before it queues up (6-18 us: a pause
+ * took 12-25 ns on the machines measured, ~36 ns with the lfence that
+ * now follows it on the AMD guest); between two looks at the
  * lock it pauses twice as long as before, up to MAX_PAUSE. Long enough
  * to outlast a holder running on another core; short, because a holder
  * whose thread the OS has descheduled will not come back within any
@@ -71,16 +72,15 @@
  * against 152-187 ns per lock; two fibers with ~30 ns sections and ~300
  * ns between them, the one case where 32 did better, 68-74 (once 116)
  * against 68-84 ns. Earlier, on an Intel guest: 26 ms per million
- * operations with 32, 29 with 16, 46-60 with 1. These hold for the
- * release build's code layout: the same source built with functions
- * aligned to 32 or 64 bytes ran the 64-fiber case at 43-76 ms per
- * million with 256 too, so measure it after changes here. What differs
- * in the slow builds is the holder's speed, not the traffic: traced
- * lock by lock, a core's run of plain lock/unlock pairs took 10-170 ns
- * a pair instead of 10-20 while the other core sat in this pause loop,
- * with nothing else of ours touching the lock's line in between; a
- * pause loop that also reads the TSC did not change it, nor did giving
- * the lock a cache line of its own. The cause is not known. */
+ * operations with 32, 29 with 16, 46-60 with 1. (Figures with a bare
+ * pause per step.) With bare pauses these held for the release build's
+ * code layout only: built with functions aligned to 32 or 64 bytes, the
+ * 64-fiber case took 43-77 ms per million. There the holder itself ran
+ * slow: traced lock by lock, its plain lock/unlock pairs took 10-170 ns
+ * instead of 10-20 while the other core sat in this pause loop, with
+ * nothing else of ours touching the lock's line. The lfence after each
+ * pause (weft__cpu_relax) ended that: 13.9-15.3 ms in all three
+ * layouts. */
 #define WEFT_MUTEX_SPINS 512u
 #define WEFT_MUTEX_FIRST_PAUSE 256u
 #define WEFT_MUTEX_MAX_PAUSE 256u
