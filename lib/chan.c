@@ -430,8 +430,7 @@ static void unqueue_cases(const weft_chan_case *cases, size_t n,
     for (size_t i = 0; i < n; i++) {
         struct weft_chan *ch = chan_of(cases[i].chan);
         weft__bias_lock(&ch->lock);
-        if (nodes[i].queued)
-            weft__queue_remove(queue_of(ch, cases[i].op), &nodes[i]);
+        weft__node_unqueue(queue_of(ch, cases[i].op), &nodes[i]);
         weft__bias_unlock(&ch->lock);
     }
 }

@@ -60,7 +60,7 @@
  * whose thread the OS has descheduled will not come back within any
  * spin: with 2048 pauses (~25 us) 64 fibers on an oversubscribed machine
  * took 0.1-22 us per lock instead of ~0.08.
- * The first look comes only after FIRST_PAUSE pauses (3-6 us), not at
+ * The first look comes only after FIRST_PAUSE pauses (3-9 us), not at
  * once: a holder that locks again and again leaves the lock free most of
  * the time, so an early look would often win it, and each time the lock
  * changes hands between cores both sides pay for it; waiting first lets

@@ -467,16 +467,22 @@ size_t weft__timer_chunks(struct weft_timer *t) {
 
 /* ---- The heap (timer thread only) --------------------------------------- */
 
+/* A mapping of len bytes holding old's old_len first bytes (old NULL: a
+ * new one), page-aligned; NULL if out of memory, old then unchanged.
+ * mremap moves the pages instead of copying them. */
+static void *mapping_grow(void *old, size_t old_len, size_t len) {
+    void *m = old ? mremap(old, old_len, len, MREMAP_MAYMOVE)
+                  : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return m == MAP_FAILED ? NULL : m;
+}
+
 static bool heap_grow(struct weft_timer *t) {
     size_t cap = t->heap_cap ? t->heap_cap * 2 : 1024;
     size_t old_len = (t->heap_cap + HEAP_PAD) * sizeof(struct heap_node);
     size_t len = (cap + HEAP_PAD) * sizeof(struct heap_node);
-    /* Page-aligned either way, so the padding keeps children in a line;
-     * mremap moves the pages instead of copying them. */
-    void *m = t->heap ? mremap(t->heap - HEAP_PAD, old_len, len, MREMAP_MAYMOVE)
-                      : mmap(NULL, len, PROT_READ | PROT_WRITE,
-                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
+    /* Page-aligned, so the padding keeps children in a line. */
+    void *m = mapping_grow(t->heap ? t->heap - HEAP_PAD : NULL, old_len, len);
+    if (!m)
         return false;
     t->heap = (struct heap_node *)m + HEAP_PAD;
     t->heap_cap = cap;
@@ -518,16 +524,13 @@ static void sift_down(struct heap_node *h, size_t len, size_t i) {
 /* Entries in the heap and the runs, cancelled ones included. */
 static size_t pending(const struct weft_timer *t) { return t->heap_len + t->run_len; }
 
-/* Double r's ring (false: out of memory, r unchanged). mremap keeps the
- * nodes at [0, cap); those that had wrapped round to its start move to
- * just past the old end, where the ring now continues. */
+/* Double r's ring (false: out of memory, r unchanged). The nodes at
+ * [0, cap) stay where they were; those that had wrapped round to its
+ * start move to just past the old end, where the ring now continues. */
 static bool run_grow(struct timer_run *r) {
     size_t cap = r->cap ? 2 * r->cap : RUN_FIRST_CAP;
-    void *m = r->ring ? mremap(r->ring, r->cap * sizeof *r->ring, cap * sizeof *r->ring,
-                               MREMAP_MAYMOVE)
-                      : mmap(NULL, cap * sizeof *r->ring, PROT_READ | PROT_WRITE,
-                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
+    void *m = mapping_grow(r->ring, r->cap * sizeof *r->ring, cap * sizeof *r->ring);
+    if (!m)
         return false;
     r->ring = m;
     if (r->head + r->len > r->cap) {
