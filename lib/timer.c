@@ -91,6 +91,12 @@
  *   first. Expired fibers are queued every WEFT_TIMER_WAKE_CHUNK, so
  *   workers start on the first ones while the thread pops the rest.
  *
+ *   The heap and the rings are mappings that double when full and halve
+ *   (or more) once they hold less than a quarter of their size, checked
+ *   each time the thread is about to sleep a millisecond or more: a
+ *   burst of a million sleepers maps ~16 MB of nodes, which go back to
+ *   the system once it has fired.
+ *
  * Rejected designs
  *   - A mutex-protected heap shared with the fibers: every sleep and
  *     every timed wait would contend on one lock.
@@ -147,6 +153,8 @@ struct heap_node {
 /* Nodes before heap[0] in the mapping: puts heap[4i+1 .. 4i+4] (the
  * children of i) in one 64-byte line. */
 #define HEAP_PAD 3u
+/* Nodes in the heap's first mapping. */
+#define HEAP_FIRST_CAP 1024u
 
 /* A run (see "Runs and the heap"): a ring of (deadline, entry) nodes,
  * deadlines ascending from ring[head]. An array, not a list through the
@@ -477,7 +485,7 @@ static void *mapping_grow(void *old, size_t old_len, size_t len) {
 }
 
 static bool heap_grow(struct weft_timer *t) {
-    size_t cap = t->heap_cap ? t->heap_cap * 2 : 1024;
+    size_t cap = t->heap_cap ? t->heap_cap * 2 : HEAP_FIRST_CAP;
     size_t old_len = (t->heap_cap + HEAP_PAD) * sizeof(struct heap_node);
     size_t len = (cap + HEAP_PAD) * sizeof(struct heap_node);
     /* Page-aligned, so the padding keeps children in a line. */
@@ -565,6 +573,62 @@ static struct weft_timer_entry *run_pop(struct weft_timer *t, struct timer_run *
         r->head_deadline = r->ring[r->head].deadline;
     t->run_len--;
     return e;
+}
+
+/* The capacity a structure holding len nodes shrinks to, if it should:
+ * only once it is over four times as large as what it holds, and then to
+ * twice that (a power of two, at least first); cap itself otherwise. So
+ * a burst's memory goes back to the system once the burst has fired,
+ * and a load that swings by less than 4x is not remapped back and forth:
+ * O(1) amortised per node, as the growth. */
+static size_t shrunk_cap(size_t len, size_t cap, size_t first) {
+    if (cap <= first || len >= cap / 4)
+        return cap;
+    size_t to = first;
+    while (to < 2 * len)
+        to *= 2;
+    return to;
+}
+
+/* Give back what the heap and the runs no longer need (shrunk_cap).
+ * Timer thread, holder of `own`, with a millisecond or more before the
+ * next deadline: a helper fires and goes, and a remap in its slice would
+ * keep fibers waiting. Out of memory for a smaller ring
+ * leaves a run as it was. */
+static void shrink(struct weft_timer *t) {
+    size_t cap = shrunk_cap(t->heap_len, t->heap_cap, HEAP_FIRST_CAP);
+    if (cap < t->heap_cap) {
+        /* Nodes [0, heap_len) stay where they are: shrunk in place. */
+        size_t node = sizeof *t->heap;
+        void *m = mremap(t->heap - HEAP_PAD, (t->heap_cap + HEAP_PAD) * node,
+                         (cap + HEAP_PAD) * node, 0);
+        if (m != MAP_FAILED)
+            t->heap_cap = cap;
+    }
+    for (unsigned i = 0; i < t->nsubmitted; i++) {
+        struct timer_run *r = &t->runs[i];
+        cap = shrunk_cap(r->len, r->cap, RUN_FIRST_CAP);
+        if (cap == r->cap)
+            continue;
+        struct heap_node *ring = mapping_grow(NULL, 0, cap * sizeof *ring);
+        if (!ring)
+            continue;
+        for (size_t k = 0; k < r->len; k++)
+            ring[k] = r->ring[(r->head + k) & (r->cap - 1)];
+        munmap(r->ring, r->cap * sizeof *r->ring);
+        r->ring = ring;
+        r->head = 0;
+        r->cap = cap;
+    }
+}
+
+size_t weft__timer_mapped(struct weft_timer *t) {
+    pthread_mutex_lock(&t->own);
+    size_t nodes = t->heap ? t->heap_cap + HEAP_PAD : 0;
+    for (unsigned i = 0; i < t->nsubmitted; i++)
+        nodes += t->runs[i].cap;
+    pthread_mutex_unlock(&t->own);
+    return nodes * sizeof(struct heap_node);
 }
 
 /* Rebuild the heap and the runs without their cancelled entries. */
@@ -772,6 +836,10 @@ static void *timer_main(void *arg) {
         }
         return_freed(t);
         uint64_t until = earliest(t, NULL);
+        /* Not while deadlines come thick and fast (a burst firing): a
+         * shrink copies what a ring still holds. */
+        if (until == WEFT_FOREVER || until > weft_now() + WEFT_MSEC)
+            shrink(t);
         /* seq_cst: see weft__timer_arm. */
         atomic_store_explicit(&t->sleeping_until, until, memory_order_seq_cst);
         pthread_mutex_unlock(&t->own);

@@ -58,6 +58,10 @@ uint64_t weft__timer_pending(struct weft_timer *t);
 uint64_t weft__timer_helped(struct weft_timer *t);
 void weft__timer_set_lag(struct weft_timer *t, uint64_t ns);
 
+/* Bytes mapped for the heap and the runs (a test hook: they shrink once
+ * a burst has fired). */
+size_t weft__timer_mapped(struct weft_timer *t);
+
 /* Chunks the entry pool is made of (a test hook: they grow with it). */
 size_t weft__timer_chunks(struct weft_timer *t);
 

@@ -156,7 +156,14 @@ static void parker_release(void *p) {
     pthread_mutex_unlock(&parkers_lock);
 }
 
-static void parker_key_init(void) { pthread_key_create(&parker_key, parker_release); }
+/* Whether parker_key exists. Without it (the process ran out of keys) a
+ * thread's parker is not recycled at its exit: it stays allocated, a few
+ * bytes per such thread, instead of failing the thread's waits. */
+static bool parker_key_made;
+
+static void parker_key_init(void) {
+    parker_key_made = pthread_key_create(&parker_key, parker_release) == 0;
+}
 
 struct weft_parker *weft__self_parker(void) {
     if (WEFT_LIKELY(tls_parker != NULL))
@@ -173,7 +180,9 @@ struct weft_parker *weft__self_parker(void) {
             weft__panic("weft: out of memory for a thread parker");
     }
     tls_parker = pk;
-    pthread_setspecific(parker_key, pk);
+    /* A refusal (ENOMEM) costs the recycling only, as a missing key does. */
+    if (parker_key_made)
+        (void)pthread_setspecific(parker_key, pk);
     return pk;
 }
 

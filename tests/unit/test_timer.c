@@ -214,6 +214,71 @@ static void test_workers_fire_what_the_timer_thread_is_late_for(void **state) {
     assert_int_equal(weft_runtime_destroy(rt), 0);
 }
 
+/* ---- A burst's nodes go back to the system once it has fired --------- */
+
+#define BURST 30000
+
+/* Arm BURST timers a second away (deadlines scrambled over 100 ms, so
+ * that most go to the heap), directly, as a waiting fiber would; return
+ * the most the timer mapped before they fired, and once they have all
+ * fired, free them. */
+static void *burst(void *arg) {
+    (void)arg;
+    struct weft_fiber *self = weft__task_fiber(weft_self());
+    struct weft_timer *t = self->sched->timer;
+    struct weft_timer_entry **es = calloc(BURST, sizeof *es);
+    CHECK(es != NULL);
+    if (!es)
+        return NULL;
+    uint64_t base = weft_now() + WEFT_SEC;
+    for (long i = 0; i < BURST; i++) {
+        uint32_t gen = weft__wait_prepare(self, false);
+        es[i] = weft__timer_arm(t, base + (uint64_t)(i * 7919 % 100) * WEFT_MSEC, self, gen);
+        CHECK(es[i] != NULL);
+        weft__wait_abort(self); /* the wait ends: the timers fire for nobody */
+    }
+    size_t most = 0;
+    while (weft_now() < base) {
+        size_t now = weft__timer_mapped(t);
+        most = now > most ? now : most;
+        weft_sleep(WEFT_MSEC);
+    }
+    weft_sleep_until(base + 100 * WEFT_MSEC);
+    /* Each back to the pool, once: fired, or cancelled here if the
+     * thread is late (it then drops the entry when it pops it). */
+    for (long i = 0; i < BURST; i++)
+        if (es[i])
+            weft__timer_disarm(es[i]);
+    free(es);
+    return (void *)most;
+}
+
+static void test_a_burst_gives_its_memory_back(void **state) {
+    (void)state;
+    weft_runtime *rt = make_rt();
+    struct weft_timer *t = rt->sched.timer;
+    for (int round = 0; round < 2; round++) {
+        void *during;
+        assert_int_equal(weft_run(rt, burst, NULL, &during), 0);
+        assert_int_equal(atomic_load(&failures), 0);
+        /* 16-byte nodes, each armed timer in the heap or a ring. */
+        if ((size_t)during < BURST * 16)
+            fail_msg("only %zu bytes mapped during a burst of %d", (size_t)during, BURST);
+        /* The thread shrinks them when it next idles: to the first sizes,
+         * (1024 + 3) heap nodes and 1024 per run (2 workers). */
+        size_t after = 0;
+        for (int i = 0; i < 2000; i++) {
+            after = weft__timer_mapped(t);
+            if (after <= (1027 + 2 * 1024) * 16)
+                break;
+            nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+        }
+        if (after > (1027 + 2 * 1024) * 16)
+            fail_msg("%zu bytes still mapped after the burst (round %d)", after, round);
+    }
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_abandoned_timeouts_do_not_accumulate),
@@ -221,6 +286,7 @@ int main(void) {
         cmocka_unit_test(test_sleeps_end_in_order),
         cmocka_unit_test(test_batch_of_timers_wakes_each_once),
         cmocka_unit_test(test_workers_fire_what_the_timer_thread_is_late_for),
+        cmocka_unit_test(test_a_burst_gives_its_memory_back),
     };
     return cmocka_run_group_tests_name("timer", tests, NULL, NULL);
 }
