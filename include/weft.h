@@ -240,7 +240,7 @@ WEFT_EXPORT int weft_gather(weft_task *const *ts, size_t n, void **results);
  *            -EDEADLK    an entry is the caller;
  *            -EBUSY      another caller is waiting for an entry;
  *            -ETIMEDOUT  none finished within timeout_ns (WEFT_FOREVER:
- *                        no timeout);
+ *                        no timeout; 0 polls, cancelled or not);
  *            -ECANCELED  the calling fiber was cancelled.
  *            On every error *index is left as it was.
  */
@@ -490,8 +490,10 @@ WEFT_EXPORT int weft_parallel_reduce(weft_runtime *rt, size_t begin, size_t end,
  * Waiting calls with a `_for` suffix take a relative timeout and return
  * -ETIMEDOUT. Cancellable waits (all but mutex lock) return -ECANCELED in
  * a fiber asked to cancel (weft_cancel), at once if the request came
- * first and the wait would block. Waiters are served first come, first
- * served. No spurious wake-ups.
+ * first and the wait would block. A timeout of 0 never blocks: it
+ * completes what it can and otherwise returns -ETIMEDOUT, cancelled or
+ * not (weft_cond_wait_for(c, m, 0) returns -ETIMEDOUT with m still held).
+ * Waiters are served first come, first served. No spurious wake-ups.
  */
 
 typedef struct weft_mutex {

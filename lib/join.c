@@ -626,6 +626,10 @@ int weft_wait_any(weft_task *const *ts, size_t n, uint64_t timeout_ns, size_t *i
         return rc;
     if (first_finished(ts, n, index))
         return 0;
+    /* A timeout of 0 polls: it does not wait, so it is no cancellation
+     * point either (as every timed wait). */
+    if (timeout_ns == 0)
+        return -ETIMEDOUT;
     if (cancel_requested(self))
         return -ECANCELED;
     uint64_t small[4] = {0};

@@ -494,6 +494,10 @@ static int cond_wait_until(weft_cond *c, weft_mutex *m, uint64_t deadline) {
         return -EINVAL;
     if (!mutex_held_by_self(mi))
         return -EPERM;
+    /* A timeout that has passed already (0): no wait, so no cancel
+     * either, as every timed wait; the mutex stays held. */
+    if (deadline != WEFT_FOREVER && deadline <= weft_now())
+        return -ETIMEDOUT;
     struct weft_fiber *self = weft__sched_current();
     if (weft__self_cancelled(self))
         return -ECANCELED; /* would block: sticky cancel answers at once */

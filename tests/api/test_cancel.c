@@ -247,8 +247,8 @@ struct sticky {
     atomic_int started;
     int before, after;
     int sleep1, sleep2, sleep_until, wait_pending, wait_done;
-    int sleep_zero, sleep_until_past;
-    size_t done_index;
+    int sleep_zero, sleep_until_past, wait_pending_zero;
+    size_t done_index, zero_index;
     uint64_t took;
 };
 
@@ -273,6 +273,10 @@ static void *sticky_body(void *arg) {
     /* A sleep whose deadline has passed need not block: it completes. */
     s->sleep_zero = weft_sleep(0);
     s->sleep_until_past = weft_sleep_until(weft_now() - WEFT_MSEC);
+    /* A timeout of 0 polls: it times out, as any timed wait that need
+     * not block, and leaves the index alone. */
+    s->zero_index = 99;
+    s->wait_pending_zero = weft_wait_any(&pending, 1, 0, &s->zero_index);
     s->done_index = 99;
     s->wait_done = weft_wait_any(&done, 1, LONG_SLEEP, &s->done_index);
 
@@ -305,6 +309,8 @@ static void test_cancel_is_sticky(void **state) {
     assert_true(s.took < PROMPT);
     assert_int_equal(s.sleep_zero, 0);
     assert_int_equal(s.sleep_until_past, 0);
+    assert_int_equal(s.wait_pending_zero, -ETIMEDOUT);
+    assert_int_equal(s.zero_index, 99);
     assert_int_equal(s.wait_done, 0);
     assert_int_equal(s.done_index, 0);
     WT_ASSERT_NO_FAILURES();

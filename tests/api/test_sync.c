@@ -1122,6 +1122,9 @@ static void *cond_wait_cancelled_first(void *arg) {
     uint64_t t0 = wt_clock_ns();
     WT_CHECK_EQ(weft_cond_wait(&cc->c, &cc->m), -ECANCELED);
     WT_CHECK_EQ(weft_cond_wait_for(&cc->c, &cc->m, LONG_WAIT), -ECANCELED);
+    /* A timeout of 0 does not block, so it is no cancellation point:
+     * -ETIMEDOUT, as every timed wait, with the mutex still held. */
+    WT_CHECK_EQ(weft_cond_wait_for(&cc->c, &cc->m, 0), -ETIMEDOUT);
     WT_CHECK(wt_clock_ns() - t0 < PROMPT);
     WT_CHECK_EQ(weft_mutex_unlock(&cc->m), 0);
     return NULL;
