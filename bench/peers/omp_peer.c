@@ -115,7 +115,7 @@ static uint64_t run_pfor_balanced(void) {
     uint64_t sum = 0;
 #pragma omp parallel for num_threads(threads) PFOR_SCHEDULE reduction(+ : sum)
     for (uint64_t i = 0; i < PEER_PFOR_N; i++)
-        sum += peer_pfor_work(i, PEER_PFOR_BAL_ROUNDS);
+        sum += peer_pfor_balanced_range(i, i + 1);
     return sum;
 }
 
@@ -123,7 +123,7 @@ static uint64_t run_pfor_imbalanced(void) {
     uint64_t sum = 0;
 #pragma omp parallel for num_threads(threads) PFOR_SCHEDULE reduction(+ : sum)
     for (uint64_t i = 0; i < PEER_PFOR_N; i++)
-        sum += peer_pfor_work(i, peer_pfor_imb_rounds(i));
+        sum += peer_pfor_imbalanced_range(i, i + 1);
     return sum;
 }
 

@@ -82,7 +82,7 @@
 #define PEER_SPAWN_ALL_WANT (PEER_SPAWN_ALL_N * PEER_SPAWN_ALL_ROUNDS)
 
 /* pfor_balanced, pfor_imbalanced: a parallel loop over PEER_PFOR_N
- * indices; index i computes peer_pfor_work(i, rounds) and the loop
+ * indices; index i computes a chain of `rounds` rounds (peer_body.c) and the loop
  * returns the sum of the values (mod 2^64), as a reduction.
  *   balanced:   PEER_PFOR_BAL_ROUNDS rounds for every index (~110 ns);
  *   imbalanced: 1 + i * PEER_PFOR_IMB_ROUNDS / PEER_PFOR_N rounds: the
@@ -96,38 +96,30 @@
 #define PEER_PFOR_BAL_WANT 3275893670594232755ull
 #define PEER_PFOR_IMB_WANT 16802390142437328318ull
 
-/* A dependent chain of multiply-xorshift rounds: no closed form for the
- * compiler to find, and the same code in every peer. */
-static inline uint64_t peer_pfor_work(uint64_t i, uint64_t rounds) {
-    uint64_t x = i;
-    for (uint64_t r = 0; r < rounds; r++) {
-        x ^= x >> 31;
-        x *= 0x9e3779b97f4a7c15ull;
-        x += r;
-    }
-    return x;
+/* The sum over [lo, hi) of each index's work (peer_body.c): a dependent
+ * chain of multiply-xorshift rounds per index, PEER_PFOR_BAL_ROUNDS of
+ * them (balanced) or 1 + i * PEER_PFOR_IMB_ROUNDS / PEER_PFOR_N
+ * (imbalanced). Out of line, in one object linked into every peer, so
+ * that every runtime runs the same machine code (peer_body.c says why). */
+#ifdef __cplusplus
+extern "C" {
+#endif
+uint64_t peer_pfor_balanced_range(uint64_t lo, uint64_t hi);
+uint64_t peer_pfor_imbalanced_range(uint64_t lo, uint64_t hi);
+#ifdef __cplusplus
 }
-
-static inline uint64_t peer_pfor_imb_rounds(uint64_t i) {
-    return 1 + i * PEER_PFOR_IMB_ROUNDS / PEER_PFOR_N;
-}
+#endif
 
 /* weft's reduce bodies for the two loops (weft_reduce_fn, weft_combine_fn),
  * shared by weft_peer and weft_bench: a uint64_t accumulator. */
 static inline void peer_pfor_balanced_body(size_t lo, size_t hi, void *acc, void *ctx) {
     (void)ctx;
-    uint64_t sum = 0;
-    for (size_t i = lo; i < hi; i++)
-        sum += peer_pfor_work(i, PEER_PFOR_BAL_ROUNDS);
-    *(uint64_t *)acc += sum;
+    *(uint64_t *)acc += peer_pfor_balanced_range(lo, hi);
 }
 
 static inline void peer_pfor_imbalanced_body(size_t lo, size_t hi, void *acc, void *ctx) {
     (void)ctx;
-    uint64_t sum = 0;
-    for (size_t i = lo; i < hi; i++)
-        sum += peer_pfor_work(i, peer_pfor_imb_rounds(i));
-    *(uint64_t *)acc += sum;
+    *(uint64_t *)acc += peer_pfor_imbalanced_range(lo, hi);
 }
 
 static inline void peer_add_u64(void *left, const void *right, void *ctx) {

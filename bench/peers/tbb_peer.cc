@@ -82,26 +82,18 @@ uint64_t run_spawn_all() {
 
 // parallel_for with the default auto_partitioner; per-thread sums in a
 // combinable, added up at the end.
-template <typename Rounds>
-uint64_t run_pfor(Rounds rounds) {
+uint64_t run_pfor(uint64_t (*range_sum)(uint64_t lo, uint64_t hi)) {
     tbb::combinable<uint64_t> sums([] { return uint64_t{0}; });
     tbb::parallel_for(tbb::blocked_range<uint64_t>(0, PEER_PFOR_N),
                       [&](const tbb::blocked_range<uint64_t> &r) {
-                          uint64_t sum = 0;
-                          for (uint64_t i = r.begin(); i != r.end(); ++i)
-                              sum += peer_pfor_work(i, rounds(i));
-                          sums.local() += sum;
+                          sums.local() += range_sum(r.begin(), r.end());
                       });
     return sums.combine([](uint64_t a, uint64_t b) { return a + b; });
 }
 
-uint64_t run_pfor_balanced() {
-    return run_pfor([](uint64_t) { return PEER_PFOR_BAL_ROUNDS; });
-}
+uint64_t run_pfor_balanced() { return run_pfor(peer_pfor_balanced_range); }
 
-uint64_t run_pfor_imbalanced() {
-    return run_pfor([](uint64_t i) { return peer_pfor_imb_rounds(i); });
-}
+uint64_t run_pfor_imbalanced() { return run_pfor(peer_pfor_imbalanced_range); }
 
 } // namespace
 
