@@ -4,31 +4,27 @@
  * spinlock and a FIFO wait queue) and its invariants are in sync.h.
  *
  * Mutex
- *   Two words. The lock word is 1 while the mutex is held. The state
- *   word is laid out as Go's sync.Mutex without its LOCKED bit: WOKEN (a
- *   waiter is awake and about to try: unlock need wake no other),
- *   STARVING (hand-off mode), FAST (unlocks need not look for waiters)
- *   and, above them, the number of queued waiters. The queue itself is
- *   under the object lock; the count changes with the queue, in one
- *   critical section of that lock (M1).
- *   Lock: an exchange of the lock word; if it was held, spin a while
- *   with backoff (a spinner sets WOKEN if waiters are queued, so unlocks
- *   do not wake one of them meanwhile), then count and queue itself and
- *   wait.
- *   Unlock: a store of 0 to the lock word, then a look at the state
- *   word: if waiters are counted and none is awake yet, take one off the
- *   count, set WOKEN, pop it and wake it. The waiters' half of that
- *   handshake (M4) lets the look go without a barrier while the mutex is
- *   in FAST mode, the first waiter to queue paying for it with an
- *   asymmetric fence: an uncontended lock and unlock cost one locked
- *   instruction, not two (12.5 -> 8.0 ns a pair on one worker; 64
- *   fibers on 2 workers 13.3-13.5 -> 9.8-11.6 ms per million). The woken
- *   waiter competes with running lockers; if it loses it queues again at
- *   the head. One that has waited more than WEFT_MUTEX_STARVING_NS sets
- *   STARVING: from then on the lock is not released but handed to the
- *   oldest waiter, and newcomers queue at the tail, until a waiter that
- *   is handed the lock has waited less than that or is the last one
- *   (bounded unfairness, as Go's starvation mode).
+ *   One state word, laid out as Go's sync.Mutex: LOCKED, WOKEN (a waiter
+ *   is awake and about to try: unlock need wake no other), STARVING
+ *   (hand-off mode) and, above them, the number of queued waiters. The
+ *   queue itself is under the object lock; a locker adds itself to the
+ *   count and to the queue in one critical section of that lock, so an
+ *   unlocker that took a count off and then pops under the lock finds a
+ *   node.
+ *   Lock: fetch_or(LOCKED), a test-and-set whatever else the word
+ *   holds; if it was set, spin a while with backoff (a spinner sets
+ *   WOKEN if waiters are queued, so unlocks do not wake one of them
+ *   meanwhile), then count and queue itself and wait.
+ *   Unlock: one CAS clears LOCKED and, if waiters are counted and none
+ *   is awake yet, takes one off the count and sets WOKEN; that one is
+ *   then popped and woken. While a woken waiter is on its way, unlocks
+ *   stay one atomic operation. The woken waiter competes with running
+ *   lockers; if it loses it queues again at the head. One that has
+ *   waited more than WEFT_MUTEX_STARVING_NS sets STARVING: from then on
+ *   the lock is not released but handed to the oldest waiter, and
+ *   newcomers queue at the tail, until a waiter that is handed the lock
+ *   has waited less than that or is the last one (bounded unfairness,
+ *   as Go's starvation mode).
  *   Why: a contended lock stays with the worker that runs it, instead of
  *   its line moving between workers on every operation, and the others
  *   run other fibers.
@@ -47,11 +43,9 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdalign.h>
 #include <string.h>
 
-#include "fence.h"
 #include "park.h"
 #include "sched.h"
 #include "sync.h"
@@ -217,18 +211,8 @@ static uintptr_t self_id(void) {
 
 struct mutex_impl {
     uint32_t magic;
-    /* 1 while held, and across a hand-off (M0): the lock itself, in a
-     * word of its own, so that an unlock can be a plain store. */
-    _Atomic uint32_t locked;
     _Atomic uint32_t state;     /* M_* bits, then the waiter count */
-    /* The holder's (M5): unlocks since the fast mode was granted, or
-     * quiet unlocks in a row since it was lost; how many quiet ones a
-     * grant needs (FAST_RUN_FIRST << 2 * level); whether the holder
-     * granted it and has not yet seen it revoked. */
-    uint16_t streak;
-    uint8_t level;
-    bool granted;
-    struct weft_spinlock lock;  /* protects q and the count (M1) */
+    struct weft_spinlock lock;  /* protects q */
     _Atomic uintptr_t owner;    /* holder's self_id(); written by it */
     struct weft_wait_queue q;
 };
@@ -237,74 +221,24 @@ static_assert(sizeof(struct mutex_impl) <= sizeof(weft_mutex),
 static_assert(alignof(struct mutex_impl) <= alignof(weft_mutex),
               "weft_mutex storage is under-aligned");
 
-/* The lock word and the state word. Invariants:
- *   M0  locked is 1 from a take (an exchange that read 0) to the
- *       holder's release, and stays 1 across a hand-off.
- *   M1  the waiter count equals q's length whenever the object lock is
- *       free: it grows with a push and shrinks with a pop, in one
- *       critical section of that lock.
- *   M2  WOKEN is set by at most one fiber or thread at a time: a
- *       spinner (mutex_spin) or whoever pops a waiter to wake it, for
- *       that waiter. Its owner clears it when it takes the lock or
- *       queues again.
- *   M3  STARVING implies a counted waiter. While it is set, an unlock
- *       that sees it hands the lock to the oldest waiter (locked stays
- *       1) instead of releasing it. Set by a waiter that queues again
- *       after waiting more than WEFT_MUTEX_STARVING_NS; cleared by the
- *       hand-off when the waiter handed it waited briefly or was the
- *       last, and by the pop of the last waiter.
- *   M4  the wake-up handshake. An unlock stores locked = 0, then reads
- *       the state word; a locker that queues counts itself in, then
- *       reads locked. A barrier between the two steps on both sides
- *       makes one see the other: the unlocker sees the count and wakes
- *       the oldest waiter (unless one is WOKEN already), or the locker
- *       sees the lock free and does that itself (mutex_wake_one).
- *       In FAST mode the unlocker's barrier is a compiler barrier only,
- *       and an unlock that still reads FAST after its store returns
- *       without looking at the count. FAST implies no waiter is
- *       counted: the locker that queues first clears it in the same CAS
- *       that counts it in, and then runs the asymmetric fence (fence.h)
- *       for every unlocker at once. An unlocker that read FAST did so
- *       before the fence split its instruction stream, so its store of
- *       locked, before that read, is visible to the locker after the
- *       fence; any later unlock reads FAST cleared and takes the full
- *       barrier. (The channel's biased lock, bias.h, is the same trade:
- *       the frequent side drops its locked instruction, the rare side
- *       pays a fence.)
- *   M5  streak, level and granted are the holder's, read and written
- *       only while it holds the lock (before its release store). The
- *       mode is granted again by the holder, by a CAS that needs no
- *       waiter counted, after FAST_RUN_FIRST << 2 * level quiet unlocks
- *       in a row; a grant revoked within FAST_PAID unlocks raises the
- *       level (the fence cost more than the mode saved), one that
- *       lasted longer resets it. */
+/* The state word. Invariants:
+ *   M1  the waiter count is changed only with the object lock held when
+ *       it grows (together with the push), and by the unlocker that then
+ *       pops (normal mode) or by the waiter handed the lock (hand-off).
+ *   M2  WOKEN is set by at most one fiber or thread at a time (the one
+ *       woken, or a spinner that set it), which clears it when it takes
+ *       the lock or queues again.
+ *   M3  STARVING implies LOCKED and a counted waiter: in starving mode
+ *       the lock never comes free, each unlock passes it on to the
+ *       oldest waiter. Only the waiter handed the lock clears STARVING,
+ *       so a holder that sees it set may rely on it; one that does not
+ *       releases by a CAS that fails if it was set meanwhile. */
 #define M_LOCKED WEFT_MUTEX_LOCKED
 #define M_WOKEN WEFT_MUTEX_WOKEN
 #define M_STARVING WEFT_MUTEX_STARVING
-#define M_FAST WEFT_MUTEX_FAST
 #define M_WAITER WEFT_MUTEX_WAITER
 
-/* Quiet unlocks that earn the fast mode back at level 0, and the level's
- * cap (FAST_RUN_FIRST << 2 * FAST_LEVEL_MAX must fit streak). A grant
- * that served fewer unlocks than FAST_PAID before its revocation did not
- * pay for its fence: 20-30 us with the other CPU busy, against ~5 ns
- * saved per unlock. */
-#define FAST_RUN_FIRST 256u
-#define FAST_LEVEL_MAX 3u
-#define FAST_PAID 16384u
-static_assert(FAST_RUN_FIRST << 2 * FAST_LEVEL_MAX <= UINT16_MAX, "streak too narrow");
-
 enum { MUTEX_RETRY = 0, MUTEX_HANDED = 1 };
-
-/* Set once the fence was refused after all (fence.h): no more grants.
- * relaxed: a flag; a late reader grants once more at worst, and the
- * revoker of that grant waits as mutex_revoked() does. */
-static _Atomic bool mutex_fence_refused;
-
-static bool fast_mode_allowed(void) {
-    return weft__fence_available() &&
-           !atomic_load_explicit(&mutex_fence_refused, memory_order_relaxed);
-}
 
 static struct mutex_impl *mutex_of(weft_mutex *m) {
     struct mutex_impl *mi = (struct mutex_impl *)(void *)m;
@@ -316,29 +250,20 @@ int weft_mutex_init(weft_mutex *m) {
         return -EINVAL;
     memset(m, 0, sizeof *m);
     struct mutex_impl *mi = (struct mutex_impl *)(void *)m;
-    if (fast_mode_allowed()) {
-        atomic_init(&mi->state, M_FAST);
-        mi->granted = true;
-    }
     mi->magic = MUTEX_MAGIC;
     return 0;
 }
 
 static void take(struct mutex_impl *mi, uintptr_t id) {
     /* relaxed: only its holder writes owner; others read it to detect
-     * misuse, which the lock word's acquire/release orders anyway. */
+     * misuse, which the state word's acquire/release orders anyway. */
     atomic_store_explicit(&mi->owner, id, memory_order_relaxed);
 }
 
-/* Take the lock if it is free. acquire: pairs with the release store of
- * the last unlock (M0). */
-static bool try_take(struct mutex_impl *mi) {
-    return atomic_exchange_explicit(&mi->locked, 1, memory_order_acquire) == 0;
-}
-
 /* One spinning step of a locker that found the lock held: claim WOKEN
- * if waiters are queued and nobody is awake (M2), then pause. */
-static void mutex_spin(struct mutex_impl *mi, uint32_t old, bool *awoke, unsigned pause) {
+ * if waiters are queued and nobody is awake (M2), then pause. Returns
+ * the state seen afterwards. */
+static uint32_t mutex_spin(struct mutex_impl *mi, uint32_t old, bool *awoke, unsigned pause) {
     if (!*awoke && !(old & M_WOKEN) && old >= M_WAITER &&
         /* relaxed: a hint to unlock, which orders nothing by it. */
         atomic_compare_exchange_weak_explicit(&mi->state, &old, old | M_WOKEN,
@@ -346,115 +271,52 @@ static void mutex_spin(struct mutex_impl *mi, uint32_t old, bool *awoke, unsigne
         *awoke = true;
     for (unsigned k = 0; k < pause; k++)
         weft__cpu_relax();
+    return atomic_load_explicit(&mi->state, memory_order_relaxed);
 }
 
-/* Pop the oldest waiter and wake it to retry, unless none is queued or
- * one is awake already (M2). Anyone: an unlocker, or a locker that
- * queued and found the lock free (M4). */
-static void mutex_wake_one(struct mutex_impl *mi) {
-    struct weft_wait_node *n = NULL;
-    weft__spin_lock(&mi->lock);
-    uint32_t old = atomic_load_explicit(&mi->state, memory_order_relaxed);
-    while (old >= M_WAITER && !(old & M_WOKEN)) {
-        uint32_t new = (old - M_WAITER) | M_WOKEN;
-        if (new < M_WAITER)
-            new &= ~M_STARVING; /* M3: no waiter left to hand to */
-        /* relaxed: the object lock orders the count with the pop (M1);
-         * the lock's memory goes by the lock word. */
-        if (atomic_compare_exchange_weak_explicit(&mi->state, &old, new, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
-            n = weft__queue_pop(&mi->q);
-            break;
-        }
-    }
-    weft__spin_unlock(&mi->lock);
-    if (n)
-        weft__node_wake(n, MUTEX_RETRY);
-}
-
-/* A locker that cleared FAST (M4): the fence, for every unlocker that
- * may still act on the FAST it read. */
-static void mutex_revoked(void) {
-    if (weft__fence_all())
-        return;
-    atomic_store_explicit(&mutex_fence_refused, true, memory_order_relaxed);
-    /* Only a filter installed since the fence was found available refuses
-     * it. Without it an unlocker's store may still sit in its store
-     * buffer: wait far longer than a store takes to drain (a preempted
-     * unlocker's store is visible: a switch drains it). */
-    for (unsigned i = 0; i < 4096; i++)
-        sched_yield();
-}
-
-/* Take n off the queue if it is still there, with its count (M1): the
- * lock came free while it queued. False if a waker popped it already
- * (its signal is coming). */
-static bool mutex_withdraw(struct mutex_impl *mi, struct weft_wait_node *n) {
-    weft__spin_lock(&mi->lock);
-    bool queued = weft__node_unqueue(&mi->q, n);
-    if (queued) {
-        uint32_t old = atomic_load_explicit(&mi->state, memory_order_relaxed), new;
-        do {
-            new = old - M_WAITER;
-            if (new < M_WAITER)
-                new &= ~M_STARVING; /* M3 */
-            /* relaxed: the object lock orders the count with the queue. */
-        } while (!atomic_compare_exchange_weak_explicit(&mi->state, &old, new,
-                                                        memory_order_relaxed,
-                                                        memory_order_relaxed));
-    }
-    weft__spin_unlock(&mi->lock);
-    return queued;
-}
-
-/* Count ourselves in and queue up (M1), then the locker's half of the
- * handshake (M4). again: n was queued before, and lost the lock after it
- * was woken. Returns true if n is queued and the caller must wait for
- * its signal; false if the lock is free (nothing queued: try again). */
-static bool mutex_queue(struct mutex_impl *mi, struct weft_wait_node *n, bool *awoke, bool again) {
+/* Object lock held. Count ourselves in and queue up, unless the lock is
+ * free after all (false: old is the state seen). again: n was queued
+ * before, and lost the lock after it was woken. */
+static bool mutex_enqueue(struct mutex_impl *mi, struct weft_wait_node *n, bool awoke,
+                          bool again, uint32_t *old) {
     bool starving = again && weft_now() - n->since > WEFT_MUTEX_STARVING_NS;
-    weft__spin_lock(&mi->lock);
-    /* relaxed: a first look, saving a queueing (and a revocation) when
-     * the lock came free meanwhile; the handshake below decides. */
-    if (!atomic_load_explicit(&mi->locked, memory_order_relaxed)) {
-        weft__spin_unlock(&mi->lock);
-        return false;
-    }
-    uint32_t old = atomic_load_explicit(&mi->state, memory_order_relaxed), new;
-    do {
-        new = (old + M_WAITER) & ~M_FAST;
-        if (*awoke)
-            new &= ~M_WOKEN; /* M2: queueing again, we give it up */
+    *old = atomic_load_explicit(&mi->state, memory_order_relaxed);
+    for (;;) {
+        if (!(*old & M_LOCKED))
+            return false;
+        uint32_t new = *old + M_WAITER;
+        if (awoke)
+            new &= ~M_WOKEN;
         if (starving)
             new |= M_STARVING;
-        /* seq_cst: the locker's side of the handshake (M4) with the
-         * unlockers' full barrier; the object lock orders the count with
-         * the push (M1). */
-    } while (!atomic_compare_exchange_weak_explicit(&mi->state, &old, new, memory_order_seq_cst,
-                                                    memory_order_relaxed));
-    *awoke = false;
+        /* relaxed: the object lock orders the count with the node (M1). */
+        if (atomic_compare_exchange_weak_explicit(&mi->state, old, new, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            break;
+    }
     /* A woken waiter that lost keeps its place at the head. */
     if (again)
         weft__queue_push_front(&mi->q, n);
     else
         weft__queue_push(&mi->q, n);
-    weft__spin_unlock(&mi->lock);
-    if (old & M_FAST)
-        mutex_revoked();
-    else
-        atomic_thread_fence(memory_order_seq_cst); /* M4, with the CAS above */
-    /* relaxed: the handshake's read; the lock's memory goes by the
-     * exchange that takes it. */
-    if (atomic_load_explicit(&mi->locked, memory_order_relaxed))
-        return true;
-    /* Free after all: the unlock may have missed us (M4). Leave the queue
-     * and try again ourselves, rather than wake the oldest and sleep:
-     * that made a convoy of every lock (two million queueings in four
-     * million locks). Waiters counted before us stay counted, so the next
-     * unlock, ours or another's, sees them. */
-    if (mutex_withdraw(mi, n))
-        return false;
-    return true; /* popped meanwhile: our signal is coming */
+    return true;
+}
+
+/* Handed the lock in starving mode (LOCKED stays set, M3): take our
+ * count off, and leave starving mode if we waited briefly or are the
+ * last waiter. */
+static void mutex_take_handed(struct mutex_impl *mi, uint64_t since) {
+    bool brief = weft_now() - since <= WEFT_MUTEX_STARVING_NS;
+    uint32_t old = atomic_load_explicit(&mi->state, memory_order_relaxed), new;
+    do {
+        assert((old & (M_LOCKED | M_STARVING)) == (M_LOCKED | M_STARVING));
+        new = old - M_WAITER;
+        if (brief || new < M_WAITER)
+            new &= ~M_STARVING;
+        /* relaxed: the lock's memory reached us through the unlocker's
+         * signal to our waiter (acq_rel). */
+    } while (!atomic_compare_exchange_weak_explicit(&mi->state, &old, new, memory_order_relaxed,
+                                                    memory_order_relaxed));
 }
 
 static int mutex_lock_slow(struct mutex_impl *mi, uintptr_t id) {
@@ -463,44 +325,48 @@ static int mutex_lock_slow(struct mutex_impl *mi, uintptr_t id) {
     bool queued_before = false; /* and woken, but lost the lock */
     bool awoke = false;         /* we own WOKEN (M2) */
     unsigned spun = 0, pause = WEFT_MUTEX_FIRST_PAUSE;
+    uint32_t old = atomic_load_explicit(&mi->state, memory_order_relaxed);
     for (;;) {
-        uint32_t old = atomic_load_explicit(&mi->state, memory_order_relaxed);
-        if (!atomic_load_explicit(&mi->locked, memory_order_relaxed)) {
-            if (!try_take(mi))
-                continue;
-            if (awoke) /* M2. relaxed: a hint to unlock. */
-                atomic_fetch_and_explicit(&mi->state, ~M_WOKEN, memory_order_relaxed);
-            break;
-        }
         /* No spinning in starving mode: the lock goes to the queue. */
-        if (!(old & M_STARVING) && spun < WEFT_MUTEX_SPINS) {
-            mutex_spin(mi, old, &awoke, pause);
+        if ((old & (M_LOCKED | M_STARVING)) == M_LOCKED && spun < WEFT_MUTEX_SPINS) {
+            old = mutex_spin(mi, old, &awoke, pause);
             spun += pause;
             if (pause < WEFT_MUTEX_MAX_PAUSE)
                 pause *= 2;
+            continue;
+        }
+        if (!(old & M_LOCKED)) {
+            uint32_t new = old | M_LOCKED;
+            if (awoke)
+                new &= ~M_WOKEN;
+            /* acquire: pairs with the release in unlock. */
+            if (atomic_compare_exchange_weak_explicit(&mi->state, &old, new,
+                                                      memory_order_acquire,
+                                                      memory_order_relaxed))
+                break;
             continue;
         }
         weft__node_init(&n, weft__sched_current(), false);
         if (!queued_before)
             since = weft_now();
         n.since = since;
-        if (!mutex_queue(mi, &n, &awoke, queued_before)) {
+        weft__spin_lock(&mi->lock);
+        if (!mutex_enqueue(mi, &n, awoke, queued_before, &old)) {
+            weft__spin_unlock(&mi->lock);
             if (n.waiter.fiber)
                 weft__wait_abort(n.waiter.fiber);
-            /* The holder is cycling fast: spin again rather than queue
-             * and leave at once, round after round. */
-            spun = 0;
-            pause = WEFT_MUTEX_FIRST_PAUSE;
             continue;
         }
         queued_before = true;
-        /* Not cancellable, no deadline: returns once n is signalled. */
-        weft__waiter_block(&n.waiter, WEFT_FOREVER);
-        if (n.result == MUTEX_HANDED)
-            break; /* the lock never came free (M0, M3) */
-        awoke = true; /* whoever popped us set WOKEN for us */
+        weft__node_wait(&mi->lock, &mi->q, &n, WEFT_FOREVER);
+        if (n.result == MUTEX_HANDED) {
+            mutex_take_handed(mi, since);
+            break;
+        }
+        awoke = true; /* the unlocker set WOKEN for us */
         spun = 0;
         pause = WEFT_MUTEX_FIRST_PAUSE;
+        old = atomic_load_explicit(&mi->state, memory_order_relaxed);
     }
     take(mi, id);
     return 0;
@@ -513,7 +379,11 @@ int weft_mutex_lock(weft_mutex *m) {
     uintptr_t id = self_id();
     if (atomic_load_explicit(&mi->owner, memory_order_relaxed) == id)
         return -EDEADLK;
-    if (WEFT_LIKELY(try_take(mi))) {
+    /* acquire: pairs with the release in unlock. Setting LOCKED where it
+     * is set already changes nothing, so this is a test-and-set that
+     * works whatever else the word holds. */
+    if (WEFT_LIKELY(!(atomic_fetch_or_explicit(&mi->state, M_LOCKED, memory_order_acquire) &
+                      M_LOCKED))) {
         take(mi, id);
         return 0;
     }
@@ -524,68 +394,21 @@ int weft_mutex_trylock(weft_mutex *m) {
     struct mutex_impl *mi = mutex_of(m);
     if (!mi)
         return -EINVAL;
-    if (!try_take(mi))
+    /* acquire: pairs with the release in unlock. */
+    if (atomic_fetch_or_explicit(&mi->state, M_LOCKED, memory_order_acquire) & M_LOCKED)
         return -EBUSY;
     take(mi, self_id());
     return 0;
 }
 
-/* Starving mode (M3): pass the lock to the oldest waiter, locked staying
- * 1. False if no waiter is queued after all (then the caller releases).
- * The holder's. */
-static bool mutex_hand_off(struct mutex_impl *mi) {
-    struct weft_wait_node *n = NULL;
+/* Pop the oldest waiter and wake it: `how` it gets the lock. There is
+ * one (M1, M3). */
+static void mutex_wake_oldest(struct mutex_impl *mi, int how) {
     weft__spin_lock(&mi->lock);
-    uint32_t old = atomic_load_explicit(&mi->state, memory_order_relaxed), new;
-    do {
-        n = NULL;
-        new = old & ~M_STARVING;
-        if (old >= M_WAITER) {
-            n = mi->q.head; /* popped below, with the count (M1) */
-            new = old - M_WAITER;
-            /* Starving mode ends with a waiter that waited briefly, or
-             * with the last one. */
-            if (new >= M_WAITER && weft_now() - n->since > WEFT_MUTEX_STARVING_NS)
-                new |= M_STARVING;
-        }
-        /* relaxed: the object lock orders the count with the pop (M1);
-         * the lock's memory goes by the waiter's signal (acq_rel). */
-    } while (!atomic_compare_exchange_weak_explicit(&mi->state, &old, new, memory_order_relaxed,
-                                                    memory_order_relaxed));
-    if (n)
-        weft__queue_pop(&mi->q);
+    struct weft_wait_node *n = weft__queue_pop(&mi->q);
     weft__spin_unlock(&mi->lock);
-    if (!n)
-        return false;
-    weft__node_wake(n, MUTEX_HANDED);
-    return true;
-}
-
-/* M5, before the release: count this unlock, and say whether to try a
- * grant after it. old: the state word read before the release. */
-static bool fast_mode_bookkeeping(struct mutex_impl *mi, uint32_t old) {
-    if (old & M_FAST) {
-        if (mi->streak < UINT16_MAX)
-            mi->streak++;
-        return false;
-    }
-    if (mi->granted) { /* revoked since our grant: did it pay? */
-        mi->granted = false;
-        if (mi->streak >= FAST_PAID)
-            mi->level = 0;
-        else if (mi->level < FAST_LEVEL_MAX)
-            mi->level++;
-        mi->streak = 0;
-    }
-    if (old >= M_WAITER || (old & (M_WOKEN | M_STARVING))) {
-        mi->streak = 0;
-        return false;
-    }
-    if (++mi->streak < FAST_RUN_FIRST << (2 * mi->level) || !fast_mode_allowed())
-        return false;
-    mi->granted = true; /* if the grant's CAS fails, a revocation is counted */
-    mi->streak = 0;
-    return true;
+    assert(n);
+    weft__node_wake(n, how);
 }
 
 int weft_mutex_unlock(weft_mutex *m) {
@@ -595,36 +418,30 @@ int weft_mutex_unlock(weft_mutex *m) {
     if (atomic_load_explicit(&mi->owner, memory_order_relaxed) != self_id())
         return -EPERM;
     atomic_store_explicit(&mi->owner, 0, memory_order_relaxed);
-    uint32_t old = atomic_load_explicit(&mi->state, memory_order_relaxed);
-    if (WEFT_UNLIKELY(old & M_STARVING) && mutex_hand_off(mi))
-        return 0;
-    bool grant = fast_mode_bookkeeping(mi, old);
-    /* release: what the critical section wrote, to the next holder. */
-    atomic_store_explicit(&mi->locked, 0, memory_order_release);
-    /* M4, the unlocker's side: in FAST mode a compiler barrier is all it
-     * takes (a queueing locker fences for us). */
-    atomic_signal_fence(memory_order_seq_cst);
-    old = atomic_load_explicit(&mi->state, memory_order_relaxed);
-    if (WEFT_LIKELY(old & M_FAST))
-        return 0;
-    atomic_thread_fence(memory_order_seq_cst);
-    old = atomic_load_explicit(&mi->state, memory_order_relaxed);
-    if (old >= M_WAITER && !(old & M_WOKEN)) {
-        mutex_wake_one(mi);
-    } else if (grant && old == 0) {
-        /* relaxed: a mode bit; the handshake orders what matters (M4). */
-        atomic_compare_exchange_strong_explicit(&mi->state, &old, M_FAST, memory_order_relaxed,
-                                                memory_order_relaxed);
-    }
+    uint32_t old = atomic_load_explicit(&mi->state, memory_order_relaxed), new;
+    bool wake;
+    do {
+        if (old & M_STARVING) {
+            /* Hand-off: the lock stays taken (M3). */
+            mutex_wake_oldest(mi, MUTEX_HANDED);
+            return 0;
+        }
+        /* Wake the oldest waiter unless one is awake already (M2). */
+        new = old & ~M_LOCKED;
+        wake = new >= M_WAITER && !(new & M_WOKEN);
+        if (wake)
+            new = (new - M_WAITER) | M_WOKEN;
+        /* release: what the critical section wrote, to the next holder. */
+    } while (!atomic_compare_exchange_weak_explicit(&mi->state, &old, new, memory_order_release,
+                                                    memory_order_relaxed));
+    if (WEFT_UNLIKELY(wake))
+        mutex_wake_oldest(mi, MUTEX_RETRY);
     return 0;
 }
 
 uint32_t weft__mutex_state(weft_mutex *m) {
     struct mutex_impl *mi = mutex_of(m);
-    if (!mi)
-        return 0;
-    uint32_t s = atomic_load_explicit(&mi->state, memory_order_relaxed) & ~M_FAST;
-    return atomic_load_explicit(&mi->locked, memory_order_relaxed) ? s | M_LOCKED : s;
+    return mi ? atomic_load_explicit(&mi->state, memory_order_relaxed) : 0;
 }
 
 int weft_mutex_destroy(weft_mutex *m) {
@@ -632,7 +449,8 @@ int weft_mutex_destroy(weft_mutex *m) {
     if (!mi)
         return -EINVAL;
     weft__spin_lock(&mi->lock);
-    bool busy = weft__mutex_state(m) != 0 || !weft__queue_empty(&mi->q);
+    bool busy = atomic_load_explicit(&mi->state, memory_order_relaxed) != 0 ||
+                !weft__queue_empty(&mi->q);
     if (!busy)
         mi->magic = 0;
     weft__spin_unlock(&mi->lock);

@@ -64,15 +64,13 @@ static inline void weft__spin_unlock(struct weft_spinlock *l) {
 
 /* ---- The mutex's state word (sync.c, "Mutex") --------------------------- */
 
-#define WEFT_MUTEX_LOCKED 1u   /* the lock word, in weft__mutex_state() only */
+#define WEFT_MUTEX_LOCKED 1u
 #define WEFT_MUTEX_WOKEN 2u    /* a waiter is awake: unlock wakes no other */
 #define WEFT_MUTEX_STARVING 4u /* hand-off mode */
-#define WEFT_MUTEX_FAST 8u     /* unlocks skip the waiter check (sync.c, M4) */
-#define WEFT_MUTEX_WAITER 16u  /* one queued waiter; the count is above */
+#define WEFT_MUTEX_WAITER 8u   /* one queued waiter; the count is above */
 
-/* The state word's current value (relaxed) without FAST, with LOCKED
- * from the lock word, for white-box tests; 0 for a handle that is no
- * initialised mutex. */
+/* The word's current value (relaxed), for white-box tests; 0 for a
+ * handle that is no initialised mutex. */
 uint32_t weft__mutex_state(weft_mutex *m);
 
 /* ---- Wait queue --------------------------------------------------------- */
