@@ -475,10 +475,11 @@ size_t weft__timer_chunks(struct weft_timer *t) {
 
 /* ---- The heap (timer thread only) --------------------------------------- */
 
-/* A mapping of len bytes holding old's old_len first bytes (old NULL: a
- * new one), page-aligned; NULL if out of memory, old then unchanged.
- * mremap moves the pages instead of copying them. */
-static void *mapping_grow(void *old, size_t old_len, size_t len) {
+/* A mapping of len bytes holding old's first min(old_len, len) bytes
+ * (old NULL: a new one), page-aligned; NULL if out of memory, old then
+ * unchanged. mremap moves the pages instead of copying them, and shrinks
+ * in place. */
+static void *mapping_resize(void *old, size_t old_len, size_t len) {
     void *m = old ? mremap(old, old_len, len, MREMAP_MAYMOVE)
                   : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return m == MAP_FAILED ? NULL : m;
@@ -489,7 +490,7 @@ static bool heap_grow(struct weft_timer *t) {
     size_t old_len = (t->heap_cap + HEAP_PAD) * sizeof(struct heap_node);
     size_t len = (cap + HEAP_PAD) * sizeof(struct heap_node);
     /* Page-aligned, so the padding keeps children in a line. */
-    void *m = mapping_grow(t->heap ? t->heap - HEAP_PAD : NULL, old_len, len);
+    void *m = mapping_resize(t->heap ? t->heap - HEAP_PAD : NULL, old_len, len);
     if (!m)
         return false;
     t->heap = (struct heap_node *)m + HEAP_PAD;
@@ -537,7 +538,7 @@ static size_t pending(const struct weft_timer *t) { return t->heap_len + t->run_
  * start move to just past the old end, where the ring now continues. */
 static bool run_grow(struct timer_run *r) {
     size_t cap = r->cap ? 2 * r->cap : RUN_FIRST_CAP;
-    void *m = mapping_grow(r->ring, r->cap * sizeof *r->ring, cap * sizeof *r->ring);
+    void *m = mapping_resize(r->ring, r->cap * sizeof *r->ring, cap * sizeof *r->ring);
     if (!m)
         return false;
     r->ring = m;
@@ -598,19 +599,21 @@ static size_t shrunk_cap(size_t len, size_t cap, size_t first) {
 static void shrink(struct weft_timer *t) {
     size_t cap = shrunk_cap(t->heap_len, t->heap_cap, HEAP_FIRST_CAP);
     if (cap < t->heap_cap) {
-        /* Nodes [0, heap_len) stay where they are: shrunk in place. */
+        /* Nodes [0, heap_len) stay: they are below the new end. */
         size_t node = sizeof *t->heap;
-        void *m = mremap(t->heap - HEAP_PAD, (t->heap_cap + HEAP_PAD) * node,
-                         (cap + HEAP_PAD) * node, 0);
-        if (m != MAP_FAILED)
+        void *m = mapping_resize(t->heap - HEAP_PAD, (t->heap_cap + HEAP_PAD) * node,
+                                 (cap + HEAP_PAD) * node);
+        if (m) {
+            t->heap = (struct heap_node *)m + HEAP_PAD;
             t->heap_cap = cap;
+        }
     }
     for (unsigned i = 0; i < t->nsubmitted; i++) {
         struct timer_run *r = &t->runs[i];
         cap = shrunk_cap(r->len, r->cap, RUN_FIRST_CAP);
         if (cap == r->cap)
             continue;
-        struct heap_node *ring = mapping_grow(NULL, 0, cap * sizeof *ring);
+        struct heap_node *ring = mapping_resize(NULL, 0, cap * sizeof *ring);
         if (!ring)
             continue;
         for (size_t k = 0; k < r->len; k++)
